@@ -1,0 +1,80 @@
+// The StorageDriver contract: distribution's storagedriver.StorageDriver in
+// TypeScript. Paths are absolute, slash-separated, and name files or the
+// directories implied by them.
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+
+export interface DriverContext {
+  signal?: AbortSignal;
+  log?: Logger;
+  requestId?: string;
+}
+
+export interface FileInfo {
+  path: string;
+  size: number; // 0 for directories
+  modTime: Date;
+  isDir: boolean;
+}
+
+/** A resumable writer: close() keeps what was written so a later
+ *  writer(path, true) continues it; commit() finishes it; cancel() drops it. */
+export interface FileWriter {
+  write(chunk: Buffer): Promise<void>;
+  size(): number;
+  close(): Promise<void>;
+  cancel(): Promise<void>;
+  commit(): Promise<void>;
+}
+
+export type WalkResult = void | 'skipdir';
+
+export interface StorageDriver {
+  name(): string;
+  getContent(ctx: DriverContext, path: string): Promise<Buffer>;
+  putContent(ctx: DriverContext, path: string, content: Buffer): Promise<void>;
+  reader(ctx: DriverContext, path: string, offset: number): Promise<Readable>;
+  writer(ctx: DriverContext, path: string, append: boolean): Promise<FileWriter>;
+  stat(ctx: DriverContext, path: string): Promise<FileInfo>;
+  /** Full paths of the direct children of a directory. */
+  list(ctx: DriverContext, path: string): Promise<string[]>;
+  /** Moves a file, replacing any file at dest. */
+  move(ctx: DriverContext, src: string, dest: string): Promise<void>;
+  /** Deletes a file or a directory and everything below it. */
+  delete(ctx: DriverContext, path: string): Promise<void>;
+  /** Visits every file and directory below path in lexical order. */
+  walk(ctx: DriverContext, path: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void>;
+  /** A URL the client may fetch the content from directly, or null. */
+  redirectURL(ctx: DriverContext, method: string, path: string): Promise<string | null>;
+}
+
+export class StorageDriverError extends Error {
+  constructor(message: string, public readonly driver: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+export class PathNotFoundError extends StorageDriverError {
+  constructor(public readonly path: string, driver: string) {
+    super(`${driver}: path not found: ${path}`, driver);
+  }
+}
+export class InvalidPathError extends StorageDriverError {
+  constructor(public readonly path: string, driver: string) {
+    super(`${driver}: invalid path: ${path}`, driver);
+  }
+}
+export class InvalidOffsetError extends StorageDriverError {
+  constructor(public readonly path: string, public readonly offset: number, driver: string) {
+    super(`${driver}: invalid offset ${offset} for ${path}`, driver);
+  }
+}
+export class UnsupportedMethodError extends StorageDriverError {
+  constructor(method: string, driver: string) {
+    super(`${driver}: unsupported method ${method}`, driver);
+  }
+}
+
+export function isNotFound(err: unknown): err is PathNotFoundError {
+  return err instanceof PathNotFoundError;
+}

@@ -1,0 +1,164 @@
+// Filesystem driver: distribution's layout under rootdirectory. putContent
+// and move are atomic (temp file + rename), so a crash never leaves a
+// half-written link file behind.
+import { createReadStream, type ReadStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import {
+  type DriverContext, type FileInfo, type FileWriter, type StorageDriver, type WalkResult,
+  InvalidOffsetError, PathNotFoundError, StorageDriverError,
+} from '../driver.js';
+
+const NAME = 'filesystem';
+
+export interface FilesystemParams { rootdirectory: string }
+
+function code(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException)?.code;
+}
+
+export class FilesystemDriver implements StorageDriver {
+  readonly root: string;
+  constructor(params: FilesystemParams) {
+    this.root = path.resolve(params.rootdirectory);
+  }
+
+  name(): string { return NAME; }
+  private full(p: string): string { return path.join(this.root, p); }
+
+  private notFound(err: unknown, p: string): never {
+    const c = code(err);
+    if (c === 'ENOENT' || c === 'ENOTDIR') throw new PathNotFoundError(p, NAME);
+    throw err;
+  }
+
+  async getContent(_ctx: DriverContext, p: string): Promise<Buffer> {
+    try {
+      return await fs.readFile(this.full(p));
+    } catch (err) {
+      if (code(err) === 'EISDIR') throw new PathNotFoundError(p, NAME);
+      return this.notFound(err, p);
+    }
+  }
+
+  async putContent(_ctx: DriverContext, p: string, content: Buffer): Promise<void> {
+    const target = this.full(p);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    const tmp = `${target}.tmp-${randomBytes(6).toString('hex')}`;
+    try {
+      await fs.writeFile(tmp, content);
+      await fs.rename(tmp, target);
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  async reader(_ctx: DriverContext, p: string, offset: number): Promise<Readable> {
+    const full = this.full(p);
+    let st;
+    try { st = await fs.stat(full); } catch (err) { return this.notFound(err, p); }
+    if (st.isDirectory()) throw new PathNotFoundError(p, NAME);
+    if (offset < 0 || offset > st.size) throw new InvalidOffsetError(p, offset, NAME);
+    const stream: ReadStream = createReadStream(full, { start: offset, highWaterMark: 1 << 20 });
+    return stream;
+  }
+
+  async writer(_ctx: DriverContext, p: string, append: boolean): Promise<FileWriter> {
+    const full = this.full(p);
+    let fh: fs.FileHandle;
+    let size = 0;
+    if (append) {
+      try { fh = await fs.open(full, 'r+'); } catch (err) { return this.notFound(err, p); }
+      size = (await fh.stat()).size;
+    } else {
+      await fs.mkdir(path.dirname(full), { recursive: true });
+      fh = await fs.open(full, 'w');
+    }
+    let state: 'open' | 'closed' | 'committed' | 'cancelled' = 'open';
+    const ensureOpen = () => {
+      if (state !== 'open') throw new StorageDriverError(`${NAME}: writer is ${state}`, NAME);
+    };
+    return {
+      async write(chunk: Buffer) {
+        ensureOpen();
+        let off = 0;
+        while (off < chunk.length) {
+          const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, size);
+          off += bytesWritten;
+          size += bytesWritten;
+        }
+      },
+      size: () => size,
+      async close() {
+        if (state === 'open') { state = 'closed'; await fh.close(); }
+      },
+      async cancel() {
+        if (state === 'committed') throw new StorageDriverError(`${NAME}: writer already committed`, NAME);
+        if (state === 'open') await fh.close();
+        state = 'cancelled';
+        await fs.rm(full, { force: true });
+      },
+      async commit() {
+        ensureOpen();
+        state = 'committed';
+        try { await fh.datasync(); } finally { await fh.close(); }
+      },
+    };
+  }
+
+  async stat(_ctx: DriverContext, p: string): Promise<FileInfo> {
+    try {
+      const st = await fs.stat(this.full(p));
+      return { path: p, size: st.isDirectory() ? 0 : st.size, modTime: st.mtime, isDir: st.isDirectory() };
+    } catch (err) { return this.notFound(err, p); }
+  }
+
+  async list(_ctx: DriverContext, p: string): Promise<string[]> {
+    try {
+      const names = await fs.readdir(this.full(p));
+      const base = p === '/' ? '' : p;
+      return names.sort().map((n) => `${base}/${n}`);
+    } catch (err) {
+      if (p === '/' && code(err) === 'ENOENT') return [];
+      return this.notFound(err, p);
+    }
+  }
+
+  async move(_ctx: DriverContext, src: string, dest: string): Promise<void> {
+    const from = this.full(src);
+    const to = this.full(dest);
+    try { await fs.access(from); } catch (err) { return this.notFound(err, src); }
+    await fs.mkdir(path.dirname(to), { recursive: true });
+    try { await fs.rename(from, to); } catch (err) { return this.notFound(err, src); }
+  }
+
+  async delete(_ctx: DriverContext, p: string): Promise<void> {
+    const full = this.full(p);
+    try { await fs.lstat(full); } catch (err) { return this.notFound(err, p); }
+    await fs.rm(full, { recursive: true, force: true });
+  }
+
+  async walk(ctx: DriverContext, p: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void> {
+    let entries;
+    try {
+      entries = await fs.readdir(this.full(p), { withFileTypes: true });
+    } catch (err) {
+      if (p === '/' && code(err) === 'ENOENT') return;
+      return this.notFound(err, p);
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const base = p === '/' ? '' : p;
+    for (const e of entries) {
+      const child = `${base}/${e.name}`;
+      let fi: FileInfo;
+      try { fi = await this.stat(ctx, child); } catch { continue; } // removed meanwhile
+      const r = await fn(fi);
+      if (fi.isDir && r !== 'skipdir') await this.walk(ctx, child, fn);
+    }
+  }
+
+  async redirectURL(): Promise<string | null> { return null; }
+}
