@@ -1,0 +1,37 @@
+// The Express application: headers, access log, the /v2 router.
+import express from 'express';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import type { Registry } from '../storage/registry.js';
+import { KeyedMutex } from '../storage/uploadStore.js';
+import type { App } from './context.js';
+import { v2Router } from './router.js';
+
+export function createApp(registry: Registry, config: Config, log: Logger): express.Express {
+  const app: App = { registry, config, log, uploadLocks: new KeyedMutex() };
+  const e = express();
+  e.disable('x-powered-by');
+  e.disable('etag');
+  e.set('query parser', 'simple');
+  e.use((req, res, next) => {
+    for (const [k, v] of Object.entries(config.http.headers)) res.setHeader(k, v);
+    if (config.log.accessLog) {
+      const start = process.hrtime.bigint();
+      res.on('finish', () => {
+        log.info({
+          method: req.method, uri: req.originalUrl, status: res.statusCode,
+          ms: Number(process.hrtime.bigint() - start) / 1e6, remote: req.socket.remoteAddress,
+          ua: req.headers['user-agent'],
+        }, 'request');
+      });
+    }
+    next();
+  });
+  const prefix = config.http.prefix.replace(/\/+$/, '');
+  if (prefix) e.use(prefix, v2Router(app));
+  else e.use(v2Router(app));
+  e.use((req, res) => {
+    res.status(404).type('text/plain').end('404 page not found\n');
+  });
+  return e;
+}

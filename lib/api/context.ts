@@ -1,0 +1,38 @@
+// What every handler gets: the registry, the config and request helpers.
+import type { Request, Response } from 'express';
+import type { Logger } from 'pino';
+import type { DriverContext } from '../../drivers/driver.js';
+import type { Config } from '../config/config.js';
+import type { Registry } from '../storage/registry.js';
+import type { KeyedMutex } from '../storage/uploadStore.js';
+
+export interface App {
+  registry: Registry;
+  config: Config;
+  log: Logger;
+  uploadLocks: KeyedMutex;
+}
+
+export interface Params {
+  name: string;
+  reference?: string;
+  digest?: string;
+  uuid?: string;
+}
+
+export type Handler = (app: App, req: Request, res: Response, params: Params) => Promise<void>;
+
+export function driverContext(app: App, req: Request): DriverContext {
+  return { log: app.log, requestId: (req.headers['x-request-id'] as string | undefined) ?? '' };
+}
+
+/** Absolute or relative URL for Location headers, as distribution's urls.Builder. */
+export function urlFor(app: App, req: Request, path: string): string {
+  const prefix = app.config.http.prefix.replace(/\/+$/, '');
+  const full = `${prefix}${path}`;
+  if (app.config.http.relativeUrls) return full;
+  if (app.config.http.host) return `${app.config.http.host.replace(/\/+$/, '')}${full}`;
+  const proto = (req.headers['x-forwarded-proto'] as string | undefined)?.split(',')[0].trim() || (app.config.http.tls ? 'https' : 'http');
+  const host = (req.headers['x-forwarded-host'] as string | undefined)?.split(',')[0].trim() || req.headers.host || 'localhost';
+  return `${proto}://${host}${full}`;
+}

@@ -1,0 +1,29 @@
+// Writes errors as the spec's JSON: {"errors":[{"code","message","detail"}]}.
+import type { Response } from 'express';
+import type { Logger } from 'pino';
+import { StorageDriverError } from '../../drivers/driver.js';
+import { RegistryError } from '../errors.js';
+
+export function sendError(res: Response, e: unknown, log: Logger, method: string): void {
+  let re: RegistryError;
+  if (e instanceof RegistryError) {
+    re = e;
+  } else {
+    const msg = e instanceof StorageDriverError ? 'storage error' : 'internal error';
+    log.error({ err: e }, msg);
+    re = new RegistryError('UNKNOWN', `${msg}: ${(e as Error)?.message ?? String(e)}`);
+  }
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ errors: [re.toJSON()] });
+  res.status(re.status);
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  if (method === 'HEAD') {
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+    res.end();
+  } else {
+    res.end(body);
+  }
+}

@@ -1,0 +1,75 @@
+// Tags list, catalog and referrers: paginated listings.
+import type { Request, Response } from 'express';
+import { mustDigest } from '../digest.js';
+import { err } from '../errors.js';
+import { isIndexType, MT } from '../storage/mediaTypes.js';
+import { type App, type Handler, driverContext } from './context.js';
+
+/** n and last from the query; n is clamped to max. */
+function page(req: Request, max: number): { n: number; last: string } {
+  const q = req.query;
+  let n = max;
+  if (q.n !== undefined) {
+    if (typeof q.n !== 'string' || !/^\d+$/.test(q.n)) throw err('PAGINATION_NUMBER_INVALID', `invalid n: ${String(q.n).slice(0, 50)}`);
+    n = Math.min(Number(q.n), max);
+  }
+  const last = typeof q.last === 'string' ? q.last : '';
+  return { n, last };
+}
+
+function setLink(app: App, res: Response, path: string, n: number, last: string): void {
+  const prefix = app.config.http.prefix.replace(/\/+$/, '');
+  res.setHeader('Link', `<${prefix}${path}?n=${n}&last=${encodeURIComponent(last)}>; rel="next"`);
+}
+
+function sendJSON(res: Response, body: unknown, contentType = 'application/json; charset=utf-8'): void {
+  const s = JSON.stringify(body);
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Content-Length', Buffer.byteLength(s));
+  res.status(200).end(s);
+}
+
+export const listTags: Handler = async (app, req, res, p) => {
+  const ctx = driverContext(app, req);
+  const repo = app.registry.repository(p.name);
+  const { n, last } = page(req, app.config.tagsMaxTags);
+  const all = await repo.tags.all(ctx);
+  if (all.length === 0 && !(await repo.exists(ctx))) {
+    throw err('NAME_UNKNOWN', `repository ${p.name} is not known to the registry`, { name: p.name });
+  }
+  const after = all.filter((t) => t > last);
+  const tags = after.slice(0, n);
+  if (after.length > n && n > 0) setLink(app, res, `/v2/${p.name}/tags/list`, n, tags[tags.length - 1]);
+  sendJSON(res, { name: p.name, tags });
+};
+
+export const catalog: Handler = async (app, req, res) => {
+  const { n, last } = page(req, app.config.catalogMaxEntries);
+  const repos = await app.registry.repositories(driverContext(app, req), last, n + 1);
+  const out = repos.slice(0, n);
+  if (repos.length > n && n > 0) setLink(app, res, '/v2/_catalog', n, out[out.length - 1]);
+  sendJSON(res, { repositories: out });
+};
+
+export const referrers: Handler = async (app, req, res, p) => {
+  const ctx = driverContext(app, req);
+  const subject = mustDigest(p.digest);
+  const repo = app.registry.repository(p.name);
+  const filter = typeof req.query.artifactType === 'string' && req.query.artifactType !== '' ? req.query.artifactType : undefined;
+  const manifests = [];
+  for (const dgst of await repo.referrers.list(ctx, subject)) {
+    let m;
+    try { m = await repo.manifests.get(ctx, dgst); } catch { continue; } // deleted meanwhile
+    const artifactType = m.artifactType ?? (isIndexType(m.mediaType) ? undefined : m.configMediaType);
+    if (filter && artifactType !== filter) continue;
+    manifests.push({
+      mediaType: m.mediaType,
+      digest: m.digest,
+      size: m.content.length,
+      ...(artifactType ? { artifactType } : {}),
+      ...(m.annotations ? { annotations: m.annotations } : {}),
+    });
+  }
+  if (filter) res.setHeader('OCI-Filters-Applied', 'artifactType');
+  sendJSON(res, { schemaVersion: 2, mediaType: MT.ociIndex, manifests }, MT.ociIndex);
+};

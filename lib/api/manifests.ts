@@ -1,0 +1,83 @@
+// Manifest GET, HEAD, PUT and DELETE, by tag or by digest.
+import type { Request } from 'express';
+import { isDigest, mustDigest } from '../digest.js';
+import { err } from '../errors.js';
+import { mustTag } from '../reference.js';
+import { MAX_MANIFEST_BYTES } from '../storage/manifestStore.js';
+import { type Handler, driverContext, urlFor } from './context.js';
+import { readBounded } from './body.js';
+
+function isDigestRef(ref: string): boolean {
+  return ref.includes(':');
+}
+
+function accepts(req: Request, mediaType: string): boolean {
+  const header = req.headers.accept;
+  if (!header) return true;
+  const types = header.split(',').map((t) => t.split(';')[0].trim().toLowerCase()).filter(Boolean);
+  if (types.length === 0) return true;
+  return types.some((t) => t === mediaType || t === '*/*' || t === 'application/*' || t === 'application/json');
+}
+
+export const getManifest: Handler = async (app, req, res, p) => {
+  const ctx = driverContext(app, req);
+  const ref = p.reference!;
+  const repo = app.registry.repository(p.name);
+  let dgst: string;
+  if (isDigestRef(ref)) {
+    dgst = mustDigest(ref);
+  } else {
+    mustTag(ref);
+    dgst = await repo.tags.get(ctx, ref);
+  }
+  const m = await repo.manifests.get(ctx, dgst);
+  if (!isDigestRef(ref) && !accepts(req, m.mediaType)) {
+    // As distribution: a tag whose manifest the client cannot read is unknown to it.
+    throw err('MANIFEST_UNKNOWN', `manifest ${ref} is ${m.mediaType}, which the Accept header does not list`, { mediaType: m.mediaType });
+  }
+  const etag = `"${dgst}"`;
+  res.setHeader('Docker-Content-Digest', dgst);
+  res.setHeader('ETag', etag);
+  const inm = req.headers['if-none-match'];
+  if (inm && inm.split(',').map((s) => s.trim()).some((t) => t === etag || t === '*')) {
+    res.status(304).end();
+    return;
+  }
+  res.setHeader('Content-Type', m.mediaType);
+  res.setHeader('Content-Length', String(m.content.length));
+  res.status(200);
+  if (req.method === 'HEAD') res.end();
+  else res.end(m.content);
+};
+
+export const putManifest: Handler = async (app, req, res, p) => {
+  if (app.config.storage.readOnly) throw err('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly)');
+  const ctx = driverContext(app, req);
+  const ref = p.reference!;
+  const target = isDigestRef(ref) ? { digest: mustDigest(ref) } : { tag: mustTag(ref) };
+  const content = await readBounded(req, MAX_MANIFEST_BYTES, 'manifest');
+  const repo = app.registry.repository(p.name);
+  const m = await repo.manifests.put(ctx, content, req.headers['content-type'], target);
+  res.setHeader('Location', urlFor(app, req, `/v2/${p.name}/manifests/${m.digest}`));
+  res.setHeader('Docker-Content-Digest', m.digest);
+  if (m.subject) res.setHeader('OCI-Subject', m.subject);
+  res.setHeader('Content-Length', '0');
+  res.status(201).end();
+};
+
+export const deleteManifest: Handler = async (app, req, res, p) => {
+  if (!app.config.storage.deleteEnabled) throw err('UNSUPPORTED', 'deletes are disabled (storage.delete.enabled is false)');
+  if (app.config.storage.readOnly) throw err('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly)');
+  const ctx = driverContext(app, req);
+  const ref = p.reference!;
+  const repo = app.registry.repository(p.name);
+  if (isDigest(ref)) {
+    await repo.manifests.delete(ctx, ref);
+  } else if (isDigestRef(ref)) {
+    mustDigest(ref);
+  } else {
+    await repo.tags.untag(ctx, mustTag(ref));
+  }
+  res.setHeader('Content-Length', '0');
+  res.status(202).end();
+};

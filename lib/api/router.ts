@@ -1,0 +1,66 @@
+// Maps /v2/ paths to handlers. Repository names contain slashes, so routes
+// are matched from the right, as distribution's router does.
+import type { Request, Response, NextFunction } from 'express';
+import { err } from '../errors.js';
+import { validName } from '../reference.js';
+import { deleteBlob, getBlob } from './blobs.js';
+import { type App, type Handler, type Params } from './context.js';
+import { sendError } from './errors.js';
+import { catalog, listTags, referrers } from './listings.js';
+import { deleteManifest, getManifest, putManifest } from './manifests.js';
+import { deleteUpload, getUpload, patchUpload, putUpload, startUpload } from './uploads.js';
+
+interface Route {
+  re: RegExp;
+  keys: (keyof Params)[];
+  methods: Record<string, Handler>;
+}
+
+const base: Handler = async (_app, _req, res) => {
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', '2');
+  res.status(200).end('{}');
+};
+
+const routes: Route[] = [
+  { re: /^\/v2\/?$/, keys: [], methods: { GET: base, HEAD: base } },
+  { re: /^\/v2\/_catalog\/?$/, keys: [], methods: { GET: catalog } },
+  { re: /^\/v2\/(.+)\/tags\/list\/?$/, keys: ['name'], methods: { GET: listTags } },
+  { re: /^\/v2\/(.+)\/manifests\/([^/]+)$/, keys: ['name', 'reference'], methods: { GET: getManifest, HEAD: getManifest, PUT: putManifest, DELETE: deleteManifest } },
+  { re: /^\/v2\/(.+)\/blobs\/uploads\/?$/, keys: ['name'], methods: { POST: startUpload } },
+  { re: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, keys: ['name', 'uuid'], methods: { GET: getUpload, PATCH: patchUpload, PUT: putUpload, DELETE: deleteUpload } },
+  { re: /^\/v2\/(.+)\/blobs\/([^/]+)$/, keys: ['name', 'digest'], methods: { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob } },
+  { re: /^\/v2\/(.+)\/referrers\/([^/]+)$/, keys: ['name', 'digest'], methods: { GET: referrers } },
+];
+
+export function v2Router(app: App) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    if (!req.path.startsWith('/v2')) { next(); return; }
+    res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
+    let path: string;
+    try { path = decodeURI(req.path); } catch { path = req.path; }
+    for (const r of routes) {
+      const m = r.re.exec(path);
+      if (!m) continue;
+      const params = {} as Params;
+      r.keys.forEach((k, i) => { params[k] = m[i + 1]; });
+      const run = async () => {
+        if (params.name !== undefined && !validName(params.name)) {
+          throw err('NAME_INVALID', `invalid repository name: ${params.name.slice(0, 300)}`, { name: params.name.slice(0, 300) });
+        }
+        const h = r.methods[req.method];
+        if (!h) {
+          res.setHeader('Allow', Object.keys(r.methods).join(', '));
+          throw err('UNSUPPORTED', `${req.method} is not supported on ${path.slice(0, 300)}`);
+        }
+        await h(app, req, res, params);
+      };
+      run().catch((e) => {
+        if (!req.complete) req.resume(); // drain what the client still sends, so it reads our answer
+        sendError(res, e, app.log, req.method);
+      });
+      return;
+    }
+    sendError(res, err('NAME_UNKNOWN', `no route for ${path.slice(0, 300)}`, undefined, 404), app.log, req.method);
+  };
+}

@@ -1,0 +1,165 @@
+// Blob uploads: POST (session, monolithic ?digest=, mount), PATCH (chunked
+// with Content-Range or streamed), PUT (finish), GET (status), DELETE.
+import type { Request, Response } from 'express';
+import { mustDigest, parseDigest } from '../digest.js';
+import { err, RegistryError } from '../errors.js';
+import { validName } from '../reference.js';
+import type { BlobWriter } from '../storage/blobWriter.js';
+import { type App, type Handler, driverContext, urlFor } from './context.js';
+import { contentLength, contentRange } from './body.js';
+
+function rangeHeader(size: number): string {
+  return `0-${Math.max(0, size - 1)}`;
+}
+
+function uploadLocation(app: App, req: Request, name: string, id: string): string {
+  return urlFor(app, req, `/v2/${name}/blobs/uploads/${id}`);
+}
+
+function sendUploadStatus(app: App, req: Request, res: Response, name: string, id: string, size: number, status: number): void {
+  res.setHeader('Location', uploadLocation(app, req, name, id));
+  res.setHeader('Range', rangeHeader(size));
+  res.setHeader('Docker-Upload-UUID', id);
+  res.setHeader('Content-Length', '0');
+  res.status(status).end();
+}
+
+function sendBlobCreated(app: App, req: Request, res: Response, name: string, dgst: string): void {
+  res.setHeader('Location', urlFor(app, req, `/v2/${name}/blobs/${dgst}`));
+  res.setHeader('Docker-Content-Digest', dgst);
+  res.setHeader('Content-Length', '0');
+  res.status(201).end();
+}
+
+function readOnly(app: App): void {
+  if (app.config.storage.readOnly) throw err('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly)');
+}
+
+/** Streams the request body into the upload, checking Content-Length and Content-Range. */
+async function takeBody(app: App, req: Request, w: BlobWriter, allowRange: boolean): Promise<void> {
+  const ctx = driverContext(app, req);
+  const len = contentLength(req);
+  const range = allowRange ? contentRange(req) : undefined;
+  if (range) {
+    if (range.start !== w.size()) {
+      throw err('RANGE_INVALID', `chunk starts at ${range.start} but the upload has ${w.size()} bytes; resume at ${w.size()}`, { offset: w.size() }, 416);
+    }
+    if (len !== undefined && len !== range.end - range.start + 1) {
+      throw err('SIZE_INVALID', `Content-Length ${len} does not match Content-Range ${range.start}-${range.end}`);
+    }
+  }
+  if (len === 0) return;
+  const before = w.size();
+  await w.write(ctx, req);
+  const got = w.size() - before;
+  if (len !== undefined && got !== len) {
+    throw err('SIZE_INVALID', `received ${got} bytes, Content-Length said ${len}`);
+  }
+}
+
+export const startUpload: Handler = async (app, req, res, p) => {
+  readOnly(app);
+  const ctx = driverContext(app, req);
+  const repo = app.registry.repository(p.name);
+  const q = req.query;
+  const mount = typeof q.mount === 'string' ? q.mount : undefined;
+  if (mount !== undefined) {
+    const dgst = mustDigest(mount, 'mount digest');
+    const from = typeof q.from === 'string' ? q.from : undefined;
+    if (from === undefined || validName(from)) {
+      // Without "from" the spec lets the registry mount any blob it holds.
+      const desc = from
+        ? await app.registry.repository(from).blobs.stat(ctx, dgst).catch(() => undefined)
+        : await app.registry.blobStore.stat(ctx, dgst).catch(() => undefined);
+      if (desc) {
+        await repo.blobs.link(ctx, desc);
+        sendBlobCreated(app, req, res, p.name, dgst);
+        return;
+      }
+    }
+    // Not mountable: fall back to an upload session, as the spec requires.
+  }
+  const digest = typeof q.digest === 'string' ? q.digest : undefined;
+  if (digest !== undefined) {
+    mustDigest(digest);
+    const w = await repo.uploads.create(ctx);
+    try {
+      await takeBody(app, req, w, false);
+      await w.commit(ctx, digest);
+    } catch (e) {
+      await w.cancel(ctx).catch(() => {});
+      throw e;
+    }
+    sendBlobCreated(app, req, res, p.name, digest);
+    return;
+  }
+  const w = await repo.uploads.create(ctx);
+  try {
+    if (contentLength(req)) await takeBody(app, req, w, false);
+  } finally {
+    await w.close();
+  }
+  sendUploadStatus(app, req, res, p.name, w.id, w.size(), 202);
+};
+
+export const patchUpload: Handler = async (app, req, res, p) => {
+  readOnly(app);
+  const ctx = driverContext(app, req);
+  const uuid = p.uuid!;
+  const repo = app.registry.repository(p.name);
+  await app.uploadLocks.run(uuid, async () => {
+    const w = await repo.uploads.resume(ctx, uuid);
+    try {
+      await takeBody(app, req, w, true);
+    } catch (e) {
+      if (e instanceof RegistryError && e.code === 'RANGE_INVALID') {
+        res.setHeader('Location', uploadLocation(app, req, p.name, uuid));
+        res.setHeader('Range', rangeHeader(w.size()));
+        res.setHeader('Docker-Upload-UUID', uuid);
+      }
+      throw e;
+    } finally {
+      await w.close();
+    }
+    sendUploadStatus(app, req, res, p.name, uuid, w.size(), 202);
+  });
+};
+
+export const putUpload: Handler = async (app, req, res, p) => {
+  readOnly(app);
+  const ctx = driverContext(app, req);
+  const uuid = p.uuid!;
+  const digest = req.query.digest;
+  if (typeof digest !== 'string' || !parseDigest(digest)) {
+    req.resume();
+    throw err('DIGEST_INVALID', digest === undefined ? 'the digest query parameter is required to finish an upload' : `invalid digest: ${String(digest).slice(0, 200)}`);
+  }
+  const repo = app.registry.repository(p.name);
+  await app.uploadLocks.run(uuid, async () => {
+    const w = await repo.uploads.resume(ctx, uuid);
+    try {
+      await takeBody(app, req, w, true);
+    } catch (e) {
+      await w.close();
+      throw e;
+    }
+    await w.commit(ctx, digest);
+    sendBlobCreated(app, req, res, p.name, digest);
+  });
+};
+
+export const getUpload: Handler = async (app, req, res, p) => {
+  const info = await app.registry.repository(p.name).uploads.status(driverContext(app, req), p.uuid!);
+  sendUploadStatus(app, req, res, p.name, info.id, info.size, 204);
+};
+
+export const deleteUpload: Handler = async (app, req, res, p) => {
+  const ctx = driverContext(app, req);
+  const repo = app.registry.repository(p.name);
+  await app.uploadLocks.run(p.uuid!, async () => {
+    const w = await repo.uploads.resume(ctx, p.uuid!);
+    await w.cancel(ctx);
+  });
+  res.setHeader('Content-Length', '0');
+  res.status(204).end();
+};

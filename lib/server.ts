@@ -1,0 +1,80 @@
+// Builds a running registry from a Config: driver, cache, storage, HTTP.
+import { readFileSync } from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { createDriver } from '../drivers/factory.js';
+import type { StorageDriver } from '../drivers/driver.js';
+import { createApp } from './api/app.js';
+import { type BlobDescriptorCache, MemoryDescriptorCache, NoopDescriptorCache } from './cache/descriptorCache.js';
+import type { Config } from './config/config.js';
+import { ConfigError } from './config/schema.js';
+import { Registry } from './storage/registry.js';
+
+export interface RunningRegistry {
+  server: http.Server;
+  registry: Registry;
+  driver: StorageDriver;
+  /** http://host:port of the listener (tcp only). */
+  url: string;
+  close(): Promise<void>;
+}
+
+export function parseAddr(addr: string): { host?: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
+  if (!m) throw new ConfigError('http.addr', `must be host:port or :port, got ${addr}`);
+  const host = m[1] ?? m[2];
+  return { host: host || undefined, port: Number(m[3]) };
+}
+
+function createCache(config: Config): BlobDescriptorCache {
+  switch (config.storage.cache.blobdescriptor) {
+    case 'inmemory': return new MemoryDescriptorCache(config.storage.cache.size);
+    case 'redis': throw new ConfigError('storage.cache.blobdescriptor', 'redis is not implemented yet; use inmemory');
+    default: return new NoopDescriptorCache();
+  }
+}
+
+export async function startRegistry(config: Config, log: Logger): Promise<RunningRegistry> {
+  let driver: StorageDriver;
+  try {
+    driver = createDriver(config.storage.driver, config.storage.params);
+  } catch (e) {
+    throw new ConfigError(`storage.${config.storage.driver}`, (e as Error).message);
+  }
+  const registry = new Registry(driver, createCache(config));
+  const app = createApp(registry, config, log);
+  const server = config.http.tls
+    ? https.createServer({
+      cert: readFileSync(config.http.tls.certificate),
+      key: readFileSync(config.http.tls.key),
+      ...(config.http.tls.clientcas.length ? { ca: config.http.tls.clientcas.map((f) => readFileSync(f)), requestCert: true, rejectUnauthorized: true } : {}),
+      minVersion: (config.http.tls.minimumtls?.replace('tls', 'TLSv') ?? 'TLSv1.2') as 'TLSv1.2',
+    }, app)
+    : http.createServer(app);
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 0; // uploads of large blobs take as long as they take
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    if (config.http.net === 'unix') server.listen(config.http.addr, resolve);
+    else {
+      const { host, port } = parseAddr(config.http.addr);
+      server.listen(port, host, resolve);
+    }
+  });
+  const a = server.address();
+  const url = typeof a === 'object' && a
+    ? `${config.http.tls ? 'https' : 'http'}://${(a as AddressInfo).family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
+    : String(a);
+  log.info({ addr: url, storage: config.storage.driver }, 'listening');
+  return {
+    server, registry, driver, url,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+      if (config.http.drainTimeoutMs > 0) setTimeout(() => server.closeAllConnections(), config.http.drainTimeoutMs).unref();
+    }),
+  };
+}

@@ -1,0 +1,79 @@
+// blobStore: the global, content-addressed blob store. No access control:
+// repositories reach blobs only through a linkedBlobStore.
+import type { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { type DriverContext, type StorageDriver, isNotFound } from '../../drivers/driver.js';
+import type { BlobDescriptorCache, Descriptor } from '../cache/descriptorCache.js';
+import { err } from '../errors.js';
+import { parseDigest } from '../digest.js';
+import { blobDataPath, blobDir } from './paths.js';
+
+export const OCTET_STREAM = 'application/octet-stream';
+
+export class BlobStore {
+  constructor(readonly driver: StorageDriver, readonly cache: BlobDescriptorCache) {}
+
+  /** Descriptor of a stored blob, or BLOB_UNKNOWN. */
+  async stat(ctx: DriverContext, dgst: string): Promise<Descriptor> {
+    const cached = await this.cache.get(dgst);
+    if (cached) return cached;
+    try {
+      const fi = await this.driver.stat(ctx, blobDataPath(dgst));
+      if (fi.isDir) throw err('BLOB_UNKNOWN', `blob unknown: ${dgst}`, { digest: dgst });
+      const desc = { digest: dgst, size: fi.size, mediaType: OCTET_STREAM };
+      await this.cache.set(desc);
+      return desc;
+    } catch (e) {
+      if (isNotFound(e)) throw err('BLOB_UNKNOWN', `blob unknown: ${dgst}`, { digest: dgst });
+      throw e;
+    }
+  }
+
+  async exists(ctx: DriverContext, dgst: string): Promise<boolean> {
+    try { await this.stat(ctx, dgst); return true; } catch (e) {
+      if ((e as { code?: string }).code === 'BLOB_UNKNOWN') return false;
+      throw e;
+    }
+  }
+
+  async open(ctx: DriverContext, dgst: string, offset = 0): Promise<Readable> {
+    try {
+      return await this.driver.reader(ctx, blobDataPath(dgst), offset);
+    } catch (e) {
+      if (isNotFound(e)) throw err('BLOB_UNKNOWN', `blob unknown: ${dgst}`, { digest: dgst });
+      throw e;
+    }
+  }
+
+  async getContent(ctx: DriverContext, dgst: string): Promise<Buffer> {
+    try {
+      return await this.driver.getContent(ctx, blobDataPath(dgst));
+    } catch (e) {
+      if (isNotFound(e)) throw err('BLOB_UNKNOWN', `blob unknown: ${dgst}`, { digest: dgst });
+      throw e;
+    }
+  }
+
+  /** Stores small content (manifests) under its digest; idempotent. */
+  async put(ctx: DriverContext, content: Buffer, algorithm: 'sha256' | 'sha512' = 'sha256'): Promise<Descriptor> {
+    const dgst = `${algorithm}:${createHash(algorithm).update(content).digest('hex')}`;
+    let present = false;
+    try { present = (await this.stat(ctx, dgst)).size === content.length; } catch { /* absent */ }
+    if (!present) await this.driver.putContent(ctx, blobDataPath(dgst), content);
+    const desc = { digest: dgst, size: content.length, mediaType: OCTET_STREAM };
+    await this.cache.set(desc);
+    return desc;
+  }
+
+  redirectURL(ctx: DriverContext, method: string, dgst: string): Promise<string | null> {
+    return this.driver.redirectURL(ctx, method, blobDataPath(dgst));
+  }
+
+  /** Removes a blob from storage (garbage collection only). */
+  async delete(ctx: DriverContext, dgst: string): Promise<void> {
+    await this.driver.delete(ctx, blobDir(dgst));
+    await this.cache.delete(dgst);
+  }
+
+  static valid(dgst: string): boolean { return parseDigest(dgst) !== null; }
+}

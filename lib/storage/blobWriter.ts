@@ -1,0 +1,176 @@
+// blobWriter: one upload session. Bytes go through the driver's resumable
+// writer straight into _uploads/<id>/data; the SHA-256 state is saved per
+// offset beside it, so whichever process takes the next chunk resumes the
+// hash without reading back what was already stored.
+import { createHash } from 'node:crypto';
+import { type DriverContext, type FileWriter, type StorageDriver, isNotFound } from '../../drivers/driver.js';
+import type { Descriptor } from '../cache/descriptorCache.js';
+import { parseDigest } from '../digest.js';
+import { err } from '../errors.js';
+import type { BlobStore } from './blobStore.js';
+import { OCTET_STREAM } from './blobStore.js';
+import { type Hasher, createHasher, restoreHasher } from './hasher.js';
+import type { LinkedBlobStore } from './linkedBlobStore.js';
+import { blobDataPath, uploadDataPath, uploadDir, uploadHashStatePath, uploadHashStatesDir } from './paths.js';
+
+const WRITE_BUFFER = 1 << 20; // coalesce small network chunks into 1 MiB writes
+const COMMIT_RECHECKS = 5;
+
+export interface UploadInfo { id: string; startedAt: Date; size: number }
+
+export class BlobWriter {
+  private hasher: Hasher | null = null;
+  private closed = false;
+
+  constructor(
+    readonly repo: string,
+    readonly id: string,
+    readonly startedAt: Date,
+    private readonly driver: StorageDriver,
+    private readonly blobStore: BlobStore,
+    private readonly layers: LinkedBlobStore,
+    private fw: FileWriter,
+  ) {}
+
+  size(): number { return this.fw.size(); }
+
+  /** Loads the hash state matching the stored bytes, re-reading only what no saved state covers. */
+  private async ensureHasher(ctx: DriverContext): Promise<Hasher> {
+    if (this.hasher) return this.hasher;
+    const size = this.fw.size();
+    let hasher: Hasher | null = null;
+    if (size === 0) hasher = createHasher('sha256');
+    if (!hasher) {
+      let offsets: number[] = [];
+      try {
+        offsets = (await this.driver.list(ctx, uploadHashStatesDir(this.repo, this.id, 'sha256')))
+          .map((p) => Number(p.slice(p.lastIndexOf('/') + 1)))
+          .filter((n) => Number.isSafeInteger(n) && n <= size)
+          .sort((a, b) => b - a);
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+      for (const off of offsets) {
+        try {
+          const state = await this.driver.getContent(ctx, uploadHashStatePath(this.repo, this.id, 'sha256', off));
+          hasher = restoreHasher('sha256', state);
+          if (hasher && hasher.length === off) break;
+          hasher = null;
+        } catch (e) {
+          if (!isNotFound(e)) throw e;
+        }
+      }
+      hasher ??= createHasher('sha256');
+      if (hasher.length < size) {
+        // Fallback: re-hash the stored bytes that no saved state covers.
+        const r = await this.driver.reader(ctx, uploadDataPath(this.repo, this.id), hasher.length);
+        let remaining = size - hasher.length;
+        for await (const c of r) {
+          const b = c as Buffer;
+          const part = b.length > remaining ? b.subarray(0, remaining) : b;
+          hasher.update(part);
+          remaining -= part.length;
+          if (remaining === 0) { r.destroy(); break; }
+        }
+      }
+    }
+    this.hasher = hasher;
+    return hasher;
+  }
+
+  /** Appends a stream to the upload; returns the bytes taken from it. */
+  async write(ctx: DriverContext, source: AsyncIterable<Buffer | Uint8Array>): Promise<number> {
+    const hasher = await this.ensureHasher(ctx);
+    let pending: Buffer[] = [];
+    let pendingLen = 0;
+    let total = 0;
+    const flush = async () => {
+      if (pendingLen === 0) return;
+      const buf = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingLen);
+      pending = [];
+      pendingLen = 0;
+      await this.fw.write(buf);
+      hasher.update(buf); // after the write, so hash and stored bytes never disagree
+      total += buf.length;
+    };
+    try {
+      for await (const c of source) {
+        const b = Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+        pending.push(b);
+        pendingLen += b.length;
+        if (pendingLen >= WRITE_BUFFER) await flush();
+      }
+      await flush();
+    } finally {
+      // Even when the client went away, what was stored stays hashed and resumable.
+      await this.saveHashState(ctx).catch(() => {});
+    }
+    return total;
+  }
+
+  private async saveHashState(ctx: DriverContext): Promise<void> {
+    const state = this.hasher?.marshal();
+    if (!state || !this.hasher) return;
+    await this.driver.putContent(ctx, uploadHashStatePath(this.repo, this.id, 'sha256', this.hasher.length), state);
+  }
+
+  /** Releases the writer; the upload stays resumable. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fw.close();
+  }
+
+  /** Verifies digest (and size, if given), moves the data into the blob store and links it. */
+  async commit(ctx: DriverContext, dgst: string, expectedSize?: number): Promise<Descriptor> {
+    const parsed = parseDigest(dgst);
+    if (!parsed) throw err('DIGEST_INVALID', `invalid digest: ${dgst.slice(0, 200)}`, { digest: dgst.slice(0, 200) });
+    const size = this.fw.size();
+    let actual: string;
+    if (parsed.algorithm === 'sha256') {
+      actual = (await this.ensureHasher(ctx)).hex();
+    } else {
+      const h = createHash(parsed.algorithm);
+      for await (const c of await this.driver.reader(ctx, uploadDataPath(this.repo, this.id), 0)) h.update(c as Buffer);
+      actual = h.digest('hex');
+    }
+    await this.close();
+    if (expectedSize !== undefined && expectedSize !== size) {
+      await this.cancel(ctx);
+      throw err('SIZE_INVALID', `upload is ${size} bytes, expected ${expectedSize}`, { size, expected: expectedSize });
+    }
+    if (actual !== parsed.hex) {
+      await this.cancel(ctx);
+      throw err('DIGEST_INVALID', `digest mismatch: uploaded content is ${parsed.algorithm}:${actual}, not ${dgst}`, { digest: dgst });
+    }
+    const target = blobDataPath(dgst);
+    let present = false;
+    try { present = (await this.driver.stat(ctx, target)).size === size; } catch (e) { if (!isNotFound(e)) throw e; }
+    if (!present) await this.driver.move(ctx, uploadDataPath(this.repo, this.id), target);
+    // Stores that are only eventually consistent may not show the move at once.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const fi = await this.driver.stat(ctx, target);
+        if (fi.size === size) break;
+        if (attempt >= COMMIT_RECHECKS) throw err('UNKNOWN', `committed blob ${dgst} has size ${fi.size}, expected ${size}`);
+      } catch (e) {
+        if (!isNotFound(e) || attempt >= COMMIT_RECHECKS) throw e;
+      }
+      await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
+    }
+    const desc: Descriptor = { digest: dgst, size, mediaType: OCTET_STREAM };
+    await this.blobStore.cache.set(desc);
+    await this.layers.link(ctx, desc);
+    await this.removeUploadDir(ctx);
+    return desc;
+  }
+
+  async cancel(ctx: DriverContext): Promise<void> {
+    if (!this.closed) { this.closed = true; await this.fw.close().catch(() => {}); }
+    await this.removeUploadDir(ctx);
+  }
+
+  private async removeUploadDir(ctx: DriverContext): Promise<void> {
+    try { await this.driver.delete(ctx, uploadDir(this.repo, this.id)); } catch (e) { if (!isNotFound(e)) throw e; }
+  }
+}

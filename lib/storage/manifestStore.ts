@@ -1,0 +1,139 @@
+// manifestStore: manifests of one repository. Content lives in the blob
+// store; the repository links it under _manifests/revisions.
+import { createHash } from 'node:crypto';
+import type { LRUCache } from 'lru-cache';
+import type { DriverContext } from '../../drivers/driver.js';
+import { parseDigest } from '../digest.js';
+import { err } from '../errors.js';
+import type { BlobStore } from './blobStore.js';
+import type { LinkedBlobStore } from './linkedBlobStore.js';
+import { type ManifestDescriptor, manifestMediaType, parseManifest } from './manifestParse.js';
+import { MT } from './mediaTypes.js';
+import type { ReferrerStore } from './referrerStore.js';
+import type { TagStore } from './tagStore.js';
+
+export interface StoredManifest {
+  digest: string;
+  mediaType: string;
+  content: Buffer;
+  subject?: string;
+  artifactType?: string;
+  configMediaType?: string;
+  annotations?: Record<string, string>;
+}
+
+export type ManifestCache = LRUCache<string, StoredManifest>;
+
+export const MAX_MANIFEST_BYTES = 4 << 20;
+
+function describe(digest: string, content: Buffer, contentType?: string): StoredManifest {
+  let body: Record<string, unknown> = {};
+  try { body = JSON.parse(content.toString('utf8')) as Record<string, unknown>; } catch { /* stored as is */ }
+  let mediaType: string;
+  try { mediaType = manifestMediaType(body, contentType); } catch { mediaType = String(body.mediaType ?? MT.ociManifest); }
+  const subject = (body.subject as { digest?: unknown } | undefined)?.digest;
+  const config = body.config as { mediaType?: unknown } | undefined;
+  return {
+    digest, mediaType, content,
+    subject: typeof subject === 'string' ? subject : undefined,
+    artifactType: typeof body.artifactType === 'string' ? body.artifactType : undefined,
+    configMediaType: typeof config?.mediaType === 'string' ? config.mediaType : undefined,
+    annotations: body.annotations && typeof body.annotations === 'object' ? body.annotations as Record<string, string> : undefined,
+  };
+}
+
+// Layers that clients fetch from elsewhere; the registry need not hold them.
+const NONDISTRIBUTABLE = new Set([
+  MT.dockerForeignLayer,
+  'application/vnd.oci.image.layer.nondistributable.v1.tar',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
+]);
+
+export class ManifestStore {
+  constructor(
+    readonly repo: string,
+    private readonly blobStore: BlobStore,
+    readonly revisions: LinkedBlobStore,
+    private readonly layers: LinkedBlobStore,
+    private readonly tags: TagStore,
+    private readonly referrers: ReferrerStore,
+    private readonly cache: ManifestCache,
+  ) {}
+
+  async exists(ctx: DriverContext, dgst: string): Promise<boolean> {
+    return this.revisions.exists(ctx, dgst);
+  }
+
+  async get(ctx: DriverContext, dgst: string): Promise<StoredManifest> {
+    await this.revisions.stat(ctx, dgst);
+    const cached = this.cache.get(dgst);
+    if (cached) return cached;
+    let content: Buffer;
+    try {
+      content = await this.blobStore.getContent(ctx, dgst);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'BLOB_UNKNOWN') throw err('MANIFEST_UNKNOWN', `manifest unknown: ${dgst}`, { digest: dgst });
+      throw e;
+    }
+    const m = describe(dgst, content);
+    this.cache.set(dgst, m);
+    return m;
+  }
+
+  private async checkBlob(ctx: DriverContext, d: ManifestDescriptor): Promise<void> {
+    if (d.urls?.length && NONDISTRIBUTABLE.has(d.mediaType)) return;
+    let desc;
+    try {
+      desc = await this.layers.stat(ctx, d.digest);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'BLOB_UNKNOWN') {
+        throw err('MANIFEST_BLOB_UNKNOWN', `manifest references blob ${d.digest} unknown to repository ${this.repo}`, { digest: d.digest });
+      }
+      throw e;
+    }
+    if (desc.size !== d.size) {
+      throw err('MANIFEST_INVALID', `manifest invalid: descriptor of ${d.digest} says ${d.size} bytes, the blob has ${desc.size}`, { digest: d.digest });
+    }
+  }
+
+  private async checkChild(ctx: DriverContext, d: ManifestDescriptor): Promise<void> {
+    if (!(await this.revisions.exists(ctx, d.digest))) {
+      throw err('MANIFEST_BLOB_UNKNOWN', `index references manifest ${d.digest} unknown to repository ${this.repo}`, { digest: d.digest });
+    }
+  }
+
+  /** Validates and stores a manifest; tags it when tag is given. */
+  async put(ctx: DriverContext, content: Buffer, contentType: string | undefined, ref: { tag?: string; digest?: string }): Promise<StoredManifest> {
+    if (content.length > MAX_MANIFEST_BYTES) {
+      throw err('MANIFEST_INVALID', `manifest is ${content.length} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`, undefined, 413);
+    }
+    const parsed = parseManifest(content, contentType);
+    const algorithm = ref.digest ? parseDigest(ref.digest)!.algorithm : 'sha256';
+    const dgst = `${algorithm}:${createHash(algorithm).update(content).digest('hex')}`;
+    if (ref.digest && ref.digest !== dgst) {
+      throw err('DIGEST_INVALID', `manifest digest is ${dgst}, not ${ref.digest}`, { digest: ref.digest });
+    }
+    await Promise.all([
+      ...parsed.blobs.map((d) => this.checkBlob(ctx, d)),
+      ...parsed.manifests.map((d) => this.checkChild(ctx, d)),
+    ]);
+    const desc = await this.blobStore.put(ctx, content, algorithm);
+    await this.revisions.link(ctx, desc);
+    if (parsed.subject) await this.referrers.add(ctx, parsed.subject.digest, dgst);
+    if (ref.tag) await this.tags.tag(ctx, ref.tag, dgst);
+    const m = describe(dgst, content, parsed.mediaType);
+    this.cache.set(dgst, m);
+    return m;
+  }
+
+  /** Deletes a manifest revision, the tags that point at it and its referrer link. */
+  async delete(ctx: DriverContext, dgst: string): Promise<void> {
+    const m = await this.get(ctx, dgst);
+    for (const tag of await this.tags.lookup(ctx, dgst)) {
+      await this.tags.untag(ctx, tag).catch(() => {});
+    }
+    if (m.subject) await this.referrers.remove(ctx, m.subject, dgst);
+    await this.revisions.unlink(ctx, dgst);
+  }
+}

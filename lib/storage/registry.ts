@@ -1,0 +1,85 @@
+// The storage layer's entry point: a registry over one driver, handing out
+// repositories, in distribution's vocabulary.
+import { LRUCache } from 'lru-cache';
+import { type DriverContext, type StorageDriver, isNotFound } from '../../drivers/driver.js';
+import type { BlobDescriptorCache } from '../cache/descriptorCache.js';
+import { BlobStore } from './blobStore.js';
+import { LinkedBlobStore } from './linkedBlobStore.js';
+import { type ManifestCache, ManifestStore, type StoredManifest } from './manifestStore.js';
+import { layerLinkPath, repoRoot, repositoriesRoot, revisionLinkPath } from './paths.js';
+import { ReferrerStore } from './referrerStore.js';
+import { TagStore } from './tagStore.js';
+import { UploadStore } from './uploadStore.js';
+
+export interface RegistryOptions {
+  /** Bytes of manifest content kept in memory (immutable, keyed by digest). */
+  manifestCacheBytes?: number;
+}
+
+export class Repository {
+  readonly blobs: LinkedBlobStore;
+  readonly revisions: LinkedBlobStore;
+  readonly tags: TagStore;
+  readonly referrers: ReferrerStore;
+  readonly manifests: ManifestStore;
+  readonly uploads: UploadStore;
+
+  constructor(readonly name: string, readonly registry: Registry) {
+    const bs = registry.blobStore;
+    this.blobs = new LinkedBlobStore(name, bs, layerLinkPath);
+    this.revisions = new LinkedBlobStore(name, bs, revisionLinkPath, 'MANIFEST_UNKNOWN');
+    this.tags = new TagStore(name, registry.driver);
+    this.referrers = new ReferrerStore(name, registry.driver);
+    this.manifests = new ManifestStore(name, bs, this.revisions, this.blobs, this.tags, this.referrers, registry.manifestCache);
+    this.uploads = new UploadStore(name, registry.driver, bs, this.blobs);
+  }
+
+  /** True when anything of the repository is stored. */
+  async exists(ctx: DriverContext): Promise<boolean> {
+    try { await this.registry.driver.stat(ctx, repoRoot(this.name)); return true; } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+}
+
+export class Registry {
+  readonly blobStore: BlobStore;
+  readonly manifestCache: ManifestCache;
+
+  constructor(readonly driver: StorageDriver, readonly cache: BlobDescriptorCache, opts: RegistryOptions = {}) {
+    this.blobStore = new BlobStore(driver, cache);
+    this.manifestCache = new LRUCache<string, StoredManifest>({
+      maxSize: opts.manifestCacheBytes ?? 64 << 20,
+      sizeCalculation: (m) => m.content.length + 256,
+    });
+  }
+
+  repository(name: string): Repository {
+    return new Repository(name, this);
+  }
+
+  /** Repository names in lexical order, as distribution's catalog finds them. */
+  async repositories(ctx: DriverContext, after = '', limit = Infinity): Promise<string[]> {
+    const root = repositoriesRoot();
+    const found = new Set<string>();
+    const out: string[] = [];
+    try {
+      await this.driver.walk(ctx, root, (fi) => {
+        if (!fi.isDir) return;
+        const rel = fi.path.slice(root.length + 1);
+        const base = rel.slice(rel.lastIndexOf('/') + 1);
+        if (base === '_layers' || base === '_manifests') {
+          const repo = rel.slice(0, rel.length - base.length - 1);
+          if (!found.has(repo)) { found.add(repo); if (repo > after) out.push(repo); }
+          return 'skipdir';
+        }
+        if (base.startsWith('_')) return 'skipdir';
+      });
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+    out.sort();
+    return Number.isFinite(limit) ? out.slice(0, limit) : out;
+  }
+}

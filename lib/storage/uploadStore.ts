@@ -1,0 +1,74 @@
+// Upload sessions of one repository: start, resume, status.
+import { randomUUID } from 'node:crypto';
+import { type DriverContext, type StorageDriver, isNotFound } from '../../drivers/driver.js';
+import { err } from '../errors.js';
+import type { BlobStore } from './blobStore.js';
+import { BlobWriter, type UploadInfo } from './blobWriter.js';
+import type { LinkedBlobStore } from './linkedBlobStore.js';
+import { uploadDataPath, uploadStartedAtPath } from './paths.js';
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export class UploadStore {
+  constructor(
+    readonly repo: string,
+    private readonly driver: StorageDriver,
+    private readonly blobStore: BlobStore,
+    private readonly layers: LinkedBlobStore,
+  ) {}
+
+  private unknown(id: string) {
+    return err('BLOB_UPLOAD_UNKNOWN', `upload unknown: ${id.slice(0, 100)}`, { uuid: id.slice(0, 100) });
+  }
+
+  async create(ctx: DriverContext): Promise<BlobWriter> {
+    const id = randomUUID();
+    const startedAt = new Date();
+    await this.driver.putContent(ctx, uploadStartedAtPath(this.repo, id), Buffer.from(startedAt.toISOString()));
+    const fw = await this.driver.writer(ctx, uploadDataPath(this.repo, id), false);
+    return new BlobWriter(this.repo, id, startedAt, this.driver, this.blobStore, this.layers, fw);
+  }
+
+  async status(ctx: DriverContext, id: string): Promise<UploadInfo> {
+    if (!UUID_RE.test(id)) throw this.unknown(id);
+    try {
+      const startedAt = new Date((await this.driver.getContent(ctx, uploadStartedAtPath(this.repo, id))).toString());
+      const fi = await this.driver.stat(ctx, uploadDataPath(this.repo, id));
+      return { id, startedAt, size: fi.size };
+    } catch (e) {
+      if (isNotFound(e)) throw this.unknown(id);
+      throw e;
+    }
+  }
+
+  async resume(ctx: DriverContext, id: string): Promise<BlobWriter> {
+    const info = await this.status(ctx, id);
+    let fw;
+    try {
+      fw = await this.driver.writer(ctx, uploadDataPath(this.repo, id), true);
+    } catch (e) {
+      if (isNotFound(e)) throw this.unknown(id);
+      throw e;
+    }
+    return new BlobWriter(this.repo, id, info.startedAt, this.driver, this.blobStore, this.layers, fw);
+  }
+}
+
+/** Serialises work on one upload within this process: chunks must not interleave. */
+export class KeyedMutex {
+  private tails = new Map<string, Promise<void>>();
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => { release = r; });
+    const tail = prev.then(() => mine);
+    this.tails.set(key, tail);
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}
