@@ -1,0 +1,103 @@
+// Starts registries for tests: in-process (fast) or as a child `registry
+// serve` process (for restarts and signals). Every start is stopped by its test.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { parseConfig } from '../../lib/config/config.js';
+import { type RunningRegistry, startRegistry } from '../../lib/server.js';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const REGISTRY_BIN = join(REPO_ROOT, 'dist', 'cmd', 'registry.js');
+
+export interface TestRegistry extends RunningRegistry { root?: string; stop(): Promise<void> }
+
+export async function tempDir(prefix = 'registry-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** An in-process registry on a free port; filesystem under a temp dir unless yaml says otherwise. */
+export async function startTestRegistry(extraYaml = '', opts: { driver?: 'filesystem' | 'inmemory'; root?: string; deleteEnabled?: boolean } = {}): Promise<TestRegistry> {
+  const driver = opts.driver ?? 'filesystem';
+  const root = driver === 'filesystem' ? opts.root ?? await tempDir() : undefined;
+  const storage = driver === 'filesystem' ? `  filesystem:\n    rootdirectory: ${root}\n` : '  inmemory: {}\n';
+  const yaml = `version: 0.1\nlog:\n  level: error\nstorage:\n${storage}  cache:\n    blobdescriptor: inmemory\n  delete:\n    enabled: ${opts.deleteEnabled ?? true}\nhttp:\n  addr: 127.0.0.1:0\n${extraYaml}`;
+  const config = parseConfig(yaml, {});
+  const r = await startRegistry(config, pino({ level: 'silent' }));
+  return {
+    ...r, root,
+    async stop() {
+      await r.close();
+      if (root && !opts.root) await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** Waits until GET url answers (any status). */
+export async function waitForHttp(url: string, ms = 15000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try { await fetch(url); return; } catch {
+      if (Date.now() > end) throw new Error(`${url} did not come up in ${ms} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+export interface ChildRegistry { url: string; proc: ChildProcess; output: () => string; stop(signal?: NodeJS.Signals): Promise<number | null> }
+
+/** Runs `registry serve` as a child process in its own process group. */
+export async function spawnRegistry(configFile: string, env: Record<string, string> = {}): Promise<ChildRegistry> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [REGISTRY_BIN, 'serve', configFile], {
+    env: { ...process.env, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let out = '';
+  proc.stdout!.on('data', (d) => { out += d; });
+  proc.stderr!.on('data', (d) => { out += d; });
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await Promise.race([waitForHttp(`${url}/v2/`), exited.then((c) => { throw new Error(`registry exited with ${c}: ${out}`); })]);
+  } catch (e) {
+    try { process.kill(-proc.pid!, 'SIGKILL'); } catch { /* gone */ }
+    throw e;
+  }
+  return {
+    url, proc, output: () => out,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      try { process.kill(-proc.pid!, signal); } catch { /* gone */ }
+      const t = setTimeout(() => { try { process.kill(-proc.pid!, 'SIGKILL'); } catch { /* gone */ } }, 10000);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
+}
+
+/** A tool the test needs: SKIP on a laptop, fail under CI (CI=true). */
+export function requireTool(ctx: Mocha.Context, tool: string): boolean {
+  const found = spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
+  if (found) return true;
+  if (process.env.CI === 'true') throw new Error(`${tool} is required in CI but is not installed (.ci/run installs it)`);
+  console.log(`    SKIP: ${tool} is not installed; install it to run this test`);
+  ctx.skip();
+  return false;
+}
