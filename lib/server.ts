@@ -72,7 +72,9 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   return {
     server, registry, driver, url,
     close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
+      // Connections that finish their request while draining close at once.
+      const idle = setInterval(() => server.closeIdleConnections(), 50);
+      server.close(() => { clearInterval(idle); resolve(); });
       server.closeIdleConnections();
       if (config.http.drainTimeoutMs > 0) setTimeout(() => server.closeAllConnections(), config.http.drainTimeoutMs).unref();
     }),

@@ -17,7 +17,7 @@ interface NativeSha256 {
 }
 
 function loadNative(): NativeSha256 | null {
-  if (process.env.REGISTRY_NO_NATIVE_SHA256 === '1' || endianness() !== 'LE') return null;
+  if (process.env.TSREGISTRY_NO_NATIVE_SHA256 === '1' || endianness() !== 'LE') return null;
   try {
     const req = createRequire(import.meta.url);
     const mod = req(new URL('../../../native/sha256/build/Release/sha256.node', import.meta.url).pathname) as NativeSha256;
