@@ -1,0 +1,118 @@
+// Interop with docker/distribution 2.8.2 on one storage directory: each
+// serves what the other wrote, and an upload begun on one finishes on the other.
+import { expect } from 'chai';
+import { createHmac, randomBytes } from 'node:crypto';
+import { open, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type TestRegistry, requireTool, startTestRegistry, tempDir } from '../helpers/registry.js';
+import { type Distribution, startDistribution } from '../helpers/distribution.js';
+import { req } from '../helpers/http.js';
+import { hostOf, skopeo } from '../helpers/skopeo.js';
+import { image, imageBlobs, index, sha256, writeLayout } from '../helpers/ociLayout.js';
+
+/** distribution's signed upload state (registry/handlers/hmac.go). */
+function packUploadState(secret: string, s: { name: string; uuid: string; offset: number; startedat: string }): string {
+  const json = Buffer.from(JSON.stringify({ name: s.name, uuid: s.uuid, offset: s.offset, startedat: s.startedat }));
+  const mac = createHmac('sha256', secret).update(json).digest();
+  return Buffer.concat([mac, json]).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+}
+
+describe('interop: docker/distribution 2.8.2 on the same storage', function () {
+  this.timeout(120000);
+  let dir: string;
+  let root: string;
+  let ours: TestRegistry | undefined;
+  let theirs: Distribution | undefined;
+
+  before(function () {
+    requireTool(this, 'docker-registry');
+    requireTool(this, 'skopeo');
+  });
+  beforeEach(async () => {
+    dir = await tempDir('interop-');
+    root = join(dir, 'store');
+    ours = await startTestRegistry('', { root });
+    theirs = await startDistribution(root, dir);
+  });
+  afterEach(async () => {
+    await ours?.stop();
+    await theirs?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function pushLayouts(target: string): Promise<{ single: string; multi: string }> {
+    const img = image(3, 'amd64', 50000);
+    await writeLayout(join(dir, 'single'), img.manifest, imageBlobs(img), 'v1');
+    const a = image(2, 'amd64');
+    const b = image(2, 'arm64');
+    const idx = index([{ img: a, arch: 'amd64' }, { img: b, arch: 'arm64' }]);
+    await writeLayout(join(dir, 'multi'), idx, [...imageBlobs(a), ...imageBlobs(b)], 'v1');
+    await skopeo('copy', `oci:${join(dir, 'single')}:v1`, `docker://${target}/interop/single:v1`);
+    await skopeo('copy', '--all', `oci:${join(dir, 'multi')}:v1`, `docker://${target}/interop/multi:v1`);
+    return { single: img.manifest.digest, multi: idx.digest };
+  }
+
+  async function checkServes(host: string, want: { single: string; multi: string }, out: string): Promise<void> {
+    expect(sha256(Buffer.from(await skopeo('inspect', '--raw', `docker://${host}/interop/single:v1`)))).to.equal(want.single);
+    expect(sha256(Buffer.from(await skopeo('inspect', '--raw', `docker://${host}/interop/multi:v1`)))).to.equal(want.multi);
+    await skopeo('copy', '--all', `docker://${host}/interop/multi:v1`, `oci:${out}:v1`);
+    const idx = JSON.parse(await readFile(join(out, 'index.json'), 'utf8'));
+    expect(idx.manifests[0].digest).to.equal(want.multi);
+    for (const f of await readdir(join(out, 'blobs', 'sha256'))) {
+      expect(sha256(await readFile(join(out, 'blobs', 'sha256', f)))).to.equal(`sha256:${f}`);
+    }
+    expect(JSON.parse(await skopeo('list-tags', `docker://${host}/interop/single`)).Tags).to.deep.equal(['v1']);
+  }
+
+  it('serves a directory written by docker-registry with identical digests', async () => {
+    const want = await pushLayouts(hostOf(theirs!.url));
+    await checkServes(hostOf(ours!.url), want, join(dir, 'out-ours'));
+    const cat = (await req(ours!.url, 'GET', '/v2/_catalog')).json();
+    expect(cat.repositories).to.deep.equal(['interop/multi', 'interop/single']);
+  });
+
+  it('docker-registry serves a directory we wrote', async () => {
+    const want = await pushLayouts(hostOf(ours!.url));
+    await checkServes(hostOf(theirs!.url), want, join(dir, 'out-theirs'));
+    const cat = (await req(theirs!.url, 'GET', '/v2/_catalog')).json();
+    expect(cat.repositories).to.deep.equal(['interop/multi', 'interop/single']);
+  });
+
+  it('finishes an upload that docker-registry began, from its saved hash state', async () => {
+    const data = randomBytes(3 << 20);
+    const post = await req(theirs!.url, 'POST', '/v2/interop/up/blobs/uploads/');
+    expect(post.status).to.equal(202);
+    const theirLoc = new URL(post.headers.get('location')!, theirs!.url);
+    const patch = await req(theirs!.url, 'PATCH', theirLoc.pathname + theirLoc.search, data.subarray(0, 2 << 20), { 'Content-Type': 'application/octet-stream' });
+    expect(patch.status, patch.body.toString()).to.equal(202);
+    const id = post.headers.get('docker-upload-uuid')!;
+    const upload = join(root, 'docker/registry/v2/repositories/interop/up/_uploads', id);
+    expect(await readdir(join(upload, 'hashstates/sha256'))).to.include(String(2 << 20));
+    // Only a hasher that loads Go's saved state (not one that re-reads) gets past this.
+    const fh = await open(join(upload, 'data'), 'r+');
+    await fh.write(Buffer.alloc(4096), 0, 4096, 0);
+    await fh.close();
+    const ourLoc = `/v2/interop/up/blobs/uploads/${id}`;
+    expect((await req(ours!.url, 'PATCH', ourLoc, data.subarray(2 << 20))).status).to.equal(202);
+    const put = await req(ours!.url, 'PUT', `${ourLoc}?digest=${sha256(data)}`);
+    expect(put.status, put.body.toString()).to.equal(201);
+  });
+
+  it('docker-registry finishes an upload that we began, from our saved hash state', async () => {
+    const data = randomBytes(3 << 20);
+    const post = await req(ours!.url, 'POST', '/v2/interop/up2/blobs/uploads/');
+    const id = post.headers.get('docker-upload-uuid')!;
+    const ourLoc = new URL(post.headers.get('location')!).pathname;
+    expect((await req(ours!.url, 'PATCH', ourLoc, data.subarray(0, 2 << 20))).status).to.equal(202);
+    const upload = join(root, 'docker/registry/v2/repositories/interop/up2/_uploads', id);
+    const startedat = (await readFile(join(upload, 'startedat'), 'utf8')).trim();
+    const fh = await open(join(upload, 'data'), 'r+');
+    await fh.write(Buffer.alloc(4096), 0, 4096, 0);
+    await fh.close();
+    const state = packUploadState('interop-secret', { name: 'interop/up2', uuid: id, offset: 2 << 20, startedat });
+    const theirLoc = `/v2/interop/up2/blobs/uploads/${id}?_state=${encodeURIComponent(state)}`;
+    const put = await req(theirs!.url, 'PUT', `${theirLoc}&digest=${sha256(data)}`, data.subarray(2 << 20), { 'Content-Type': 'application/octet-stream' });
+    expect(put.status, put.body.toString()).to.equal(201);
+    expect(put.headers.get('docker-content-digest')).to.equal(sha256(data));
+  });
+});
