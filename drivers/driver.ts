@@ -18,7 +18,9 @@ export interface FileInfo {
 }
 
 /** A resumable writer: close() keeps what was written so a later
- *  writer(path, true) continues it; commit() finishes it; cancel() drops it. */
+ *  writer(path, true) continues it; commit() finishes it; cancel() drops it.
+ *  write() must not keep a reference to its chunk once it resolves: callers
+ *  reuse the buffer. */
 export interface FileWriter {
   write(chunk: Buffer): Promise<void>;
   size(): number;

@@ -81,24 +81,29 @@ export class BlobWriter {
   /** Appends a stream to the upload; returns the bytes taken from it. */
   async write(ctx: DriverContext, source: AsyncIterable<Buffer | Uint8Array>): Promise<number> {
     const hasher = await this.ensureHasher(ctx);
-    let pending: Buffer[] = [];
-    let pendingLen = 0;
+    // One staging buffer per writer, reused: network chunks (~64 KiB) are
+    // gathered into 1 MiB writes without allocating fresh memory per write.
+    const stage = Buffer.allocUnsafe(WRITE_BUFFER);
+    let fill = 0;
     let total = 0;
     const flush = async () => {
-      if (pendingLen === 0) return;
-      const buf = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingLen);
-      pending = [];
-      pendingLen = 0;
-      await this.fw.write(buf);
-      hasher.update(buf); // after the write, so hash and stored bytes never disagree
-      total += buf.length;
+      if (fill === 0) return;
+      const view = stage.subarray(0, fill);
+      await this.fw.write(view);
+      hasher.update(view); // after the write, so hash and stored bytes never disagree
+      total += fill;
+      fill = 0;
     };
     try {
       for await (const c of source) {
-        const b = Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
-        pending.push(b);
-        pendingLen += b.length;
-        if (pendingLen >= WRITE_BUFFER) await flush();
+        let b = Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+        while (b.length > 0) {
+          const n = Math.min(b.length, WRITE_BUFFER - fill);
+          b.copy(stage, fill, 0, n);
+          fill += n;
+          b = b.subarray(n);
+          if (fill === WRITE_BUFFER) await flush();
+        }
       }
       await flush();
     } finally {
@@ -134,7 +139,11 @@ export class BlobWriter {
       for await (const c of await this.driver.reader(ctx, uploadDataPath(this.repo, this.id), 0)) h.update(c as Buffer);
       actual = h.digest('hex');
     }
-    await this.close();
+    if (!this.closed) {
+      // commit() makes the data durable (the filesystem driver syncs it).
+      this.closed = true;
+      await this.fw.commit();
+    }
     if (expectedSize !== undefined && expectedSize !== size) {
       await this.cancel(ctx);
       throw err('SIZE_INVALID', `upload is ${size} bytes, expected ${expectedSize}`, { size, expected: expectedSize });

@@ -1,0 +1,231 @@
+// Benchmarks us against docker-registry 2.8.2, side by side in one run, on
+// the filesystem driver: 512 MiB blob push (monolithic and 16 MiB chunks),
+// pull, and manifest GET / blob HEAD at 64 connections.
+// Usage: npm run bench [-- --size-mib 512 --reps 3 --seconds 10 --dir /dev/shm]
+// Needs docker-registry and ab (apt-get install docker-registry apache2-utils).
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import * as http from 'node:http';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, waitForHttp } from '../test/helpers/registry.js';
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
+const SIZE = Number(args.get('size-mib') ?? 512) << 20;
+const CHUNK = 16 << 20;
+const REPS = Number(args.get('reps') ?? 3);
+const SECONDS = Number(args.get('seconds') ?? 10);
+const CONNECTIONS = 64;
+let blobFile = '';
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Target { name: string; url: string; proc: ChildProcess; dir: string }
+
+async function start(name: 'ours' | 'distribution', base: string): Promise<Target> {
+  const dir = join(base, name);
+  await mkdir(dir, { recursive: true });
+  const port = await freePort();
+  const cfg = join(dir, 'config.yml');
+  // Same settings for both: filesystem, in-memory descriptor cache, no access log.
+  await writeFile(cfg, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bench\n`);
+  const proc = name === 'ours'
+    ? spawn(process.execPath, [join(REPO_ROOT, 'dist/cmd/registry.js'), 'serve', cfg], { stdio: 'ignore', detached: true })
+    : spawn('docker-registry', ['serve', cfg], { stdio: 'ignore', detached: true });
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/v2/`);
+  return { name, url, proc, dir };
+}
+
+function stop(t: Target): void {
+  try { process.kill(-t.proc.pid!, 'SIGKILL'); } catch { /* gone */ }
+}
+
+/** Writes SIZE bytes of deterministic data to a file, chunk by chunk (never
+ *  held whole), and returns its digest. Clients then stream from the file. */
+async function makeBlob(file: string): Promise<string> {
+  const h = createHash('sha256');
+  const fh = await open(file, 'w');
+  const block = Buffer.alloc(1 << 20);
+  for (let o = 0; o < block.length; o += 64) createHash('sha512').update(String(o)).digest().copy(block, o);
+  for (let off = 0, i = 0; off < SIZE; off += block.length, i++) {
+    block.writeUInt32LE(i, 0);
+    const part = block.subarray(0, Math.min(block.length, SIZE - off));
+    h.update(part);
+    await fh.write(part);
+  }
+  await fh.close();
+  // The chunked push uploads 16 MiB pieces: one file each, for curl -T.
+  for (let i = 0, off = 0; off < SIZE; off += CHUNK, i++) {
+    await pipeline(createReadStream(file, { start: off, end: Math.min(off + CHUNK, SIZE) - 1 }), createWriteStream(`${file}.${i}`));
+  }
+  return `sha256:${h.digest('hex')}`;
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+
+function request(url: string, method: string, headers: Record<string, string>, body?: NodeJS.ReadableStream): Promise<{ status: number; headers: http.IncomingHttpHeaders; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const r = http.request(url, { method, headers, agent }, (res) => {
+      let bytes = 0;
+      res.on('data', (d: Buffer) => { bytes += d.length; });
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, bytes }));
+      res.on('error', reject);
+    });
+    r.on('error', reject);
+    if (body) body.pipe(r);
+    else r.end();
+  });
+}
+
+function abs(base: string, loc: string): string { return new URL(loc, base).toString(); }
+
+/** curl as the client: it streams files at ~1 GB/s here, so the registry is what is measured. */
+function curl(args: string[]): Promise<{ status: number; headers: Record<string, string> }> {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-s', '-S', '-D', '-', '-o', '/dev/null', ...args], { encoding: 'utf8' }, (e, stdout, stderr) => {
+      if (e) { reject(new Error(`curl ${args.join(' ')}: ${stderr}`)); return; }
+      const blocks = stdout.trim().split(/\r?\n\r?\n/);
+      const lines = blocks[blocks.length - 1].split(/\r?\n/);
+      const status = Number(lines[0].split(' ')[1]);
+      const headers: Record<string, string> = {};
+      for (const l of lines.slice(1)) { const i = l.indexOf(':'); if (i > 0) headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim(); }
+      resolve({ status, headers });
+    });
+  });
+}
+
+const withDigest = (loc: string, dgst: string) => `${loc}${loc.includes('?') ? '&' : '?'}digest=${dgst}`;
+
+async function startUpload(t: Target, repo: string): Promise<string> {
+  const post = await curl(['-X', 'POST', '-H', 'Content-Length: 0', `${t.url}/v2/${repo}/blobs/uploads/`]);
+  if (post.status !== 202) throw new Error(`${t.name} POST: ${post.status}`);
+  return abs(t.url, post.headers.location);
+}
+
+async function pushMonolithic(t: Target, repo: string, dgst: string): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const loc = await startUpload(t, repo);
+  const put = await curl(['-X', 'PUT', '-H', 'Content-Type: application/octet-stream', '-T', blobFile, withDigest(loc, dgst)]);
+  if (put.status !== 201) throw new Error(`${t.name} monolithic push: ${put.status}`);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+async function pushChunked(t: Target, repo: string, dgst: string): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  let loc = await startUpload(t, repo);
+  for (let i = 0, off = 0; off < SIZE; off += CHUNK, i++) {
+    const n = Math.min(CHUNK, SIZE - off);
+    const res = await curl(['-X', 'PATCH', '-H', 'Content-Type: application/octet-stream', '-H', `Content-Range: ${off}-${off + n - 1}`, '-T', `${blobFile}.${i}`, loc]);
+    if (res.status !== 202) throw new Error(`${t.name} PATCH: ${res.status}`);
+    loc = abs(t.url, res.headers.location);
+  }
+  const put = await curl(['-X', 'PUT', '-H', 'Content-Length: 0', withDigest(loc, dgst)]);
+  if (put.status !== 201) throw new Error(`${t.name} chunked PUT: ${put.status}`);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+async function pull(t: Target, repo: string, dgst: string): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const res = await curl([`${t.url}/v2/${repo}/blobs/${dgst}`]);
+  if (res.status !== 200) throw new Error(`${t.name} pull: ${res.status}`);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+function small(b: Buffer) { return Readable.from([b]); }
+
+async function pushSmallImage(t: Target): Promise<{ blob: string }> {
+  const layer = Buffer.from('layer-bytes-for-bench');
+  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+  const d = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+  for (const b of [layer, config]) {
+    const post = await request(`${t.url}/v2/bench/small/blobs/uploads/`, 'POST', { 'Content-Length': '0' });
+    const loc = abs(t.url, post.headers.location!);
+    await request(`${loc}${loc.includes('?') ? '&' : '?'}digest=${d(b)}`, 'PUT', { 'Content-Length': String(b.length) }, small(b));
+  }
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: d(config), size: config.length },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: d(layer), size: layer.length }],
+  }));
+  const res = await request(`${t.url}/v2/bench/small/manifests/latest`, 'PUT', { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', 'Content-Length': String(manifest.length) }, small(manifest));
+  if (res.status !== 201) throw new Error(`${t.name} manifest PUT: ${res.status}`);
+  return { blob: d(layer) };
+}
+
+/** Requests per second from ApacheBench (C, keep-alive); HEAD with -i. */
+async function load(url: string, method: 'GET' | 'HEAD', headers: Record<string, string> = {}): Promise<number> {
+  const args = ['-q', '-k', '-c', String(CONNECTIONS), '-t', String(SECONDS), '-n', '10000000'];
+  if (method === 'HEAD') args.push('-i');
+  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile('ab', [...args, url], { encoding: 'utf8', maxBuffer: 16 << 20 }, (e, stdout, stderr) => (e ? reject(new Error(`ab: ${e.message} ${stderr}`)) : resolve(stdout)));
+  });
+  const failed = Number(/Failed requests:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const non2xx = Number(/Non-2xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  if (failed > 0 || non2xx > 0) throw new Error(`${url}: ${failed} failed, ${non2xx} non-2xx`);
+  return Number(/Requests per second:\s+([\d.]+)/.exec(out)![1]);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main(): Promise<void> {
+  const version = spawnSync('docker-registry', ['--version'], { encoding: 'utf8' }).stdout.trim();
+  if (!version) throw new Error('docker-registry is not installed (apt-get install docker-registry)');
+  const base = await mkdtemp(join(args.get('dir') ?? tmpdir(), 'registry-bench-'));
+  blobFile = join(base, 'blob');
+  const dgst = await makeBlob(blobFile);
+  const targets = [await start('ours', base), await start('distribution', base)];
+  const results: Record<string, Record<string, number>> = {};
+  try {
+    for (const t of targets) results[t.name] = {};
+    const mb = SIZE / (1 << 20);
+    // Interleaved runs, each into an empty blob store, so background
+    // writeback from one run burdens both registries alike.
+    const times: Record<string, Record<string, number[]>> = { ours: {}, distribution: {} };
+    const run = async (t: Target, label: string, fn: () => Promise<number>) => {
+      (times[t.name][label] ??= []).push(await fn());
+    };
+    for (let i = 0; i < REPS; i++) {
+      for (const t of i % 2 ? [...targets].reverse() : targets) {
+        await rm(join(t.dir, 'data', 'docker/registry/v2/blobs'), { recursive: true, force: true });
+        await run(t, 'push monolithic MB/s', () => pushMonolithic(t, `bench/mono${i}`, dgst));
+        await rm(join(t.dir, 'data', 'docker/registry/v2/blobs'), { recursive: true, force: true });
+        await run(t, 'push chunked 16 MiB MB/s', () => pushChunked(t, `bench/chunked${i}`, dgst));
+        await run(t, 'pull MB/s', () => pull(t, `bench/chunked${i}`, dgst));
+      }
+    }
+    for (const t of targets) for (const [label, ts] of Object.entries(times[t.name])) results[t.name][label] = mb / median(ts);
+    for (const t of targets) {
+      const { blob } = await pushSmallImage(t);
+      results[t.name]['manifest GET by tag req/s'] = await load(`${t.url}/v2/bench/small/manifests/latest`, 'GET', { Accept: 'application/vnd.oci.image.manifest.v1+json' });
+      results[t.name]['blob HEAD req/s'] = await load(`${t.url}/v2/bench/small/blobs/${blob}`, 'HEAD');
+    }
+  } finally {
+    targets.forEach(stop);
+    await rm(base, { recursive: true, force: true });
+  }
+  const lines = [
+    `machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${version}`,
+    `blob ${SIZE >> 20} MiB, ${REPS} runs (median), load ${CONNECTIONS} connections x ${SECONDS}s (ApacheBench, keep-alive), storage under ${args.get('dir') ?? tmpdir()}`,
+    '',
+    '| measure | ours | docker-registry 2.8.2 | ratio |',
+    '|---|---:|---:|---:|',
+  ];
+  for (const k of Object.keys(results.ours)) {
+    const o = results.ours[k];
+    const d = results.distribution[k];
+    lines.push(`| ${k} | ${o.toFixed(0)} | ${d.toFixed(0)} | ${(o / d).toFixed(2)}x |`);
+  }
+  console.log(lines.join('\n'));
+  await mkdir(join(REPO_ROOT, 'bench', 'results'), { recursive: true });
+  await writeFile(join(REPO_ROOT, 'bench', 'results', 'latest.json'), JSON.stringify({ date: new Date().toISOString(), results }, null, 2));
+  agent.destroy();
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
