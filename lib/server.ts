@@ -43,7 +43,14 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   } catch (e) {
     throw new ConfigError(`storage.${config.storage.driver}`, (e as Error).message);
   }
-  const registry = new Registry(driver, createCache(config));
+  const compile = (list: string[], key: string) => list.map((src) => {
+    try { return new RegExp(src); } catch (e) { throw new ConfigError(key, `invalid regular expression ${src}: ${(e as Error).message}`); }
+  });
+  const urlPolicy = config.validation.disabled ? null : {
+    allow: compile(config.validation.urlsAllow, 'validation.manifests.urls.allow'),
+    deny: compile(config.validation.urlsDeny, 'validation.manifests.urls.deny'),
+  };
+  const registry = new Registry(driver, createCache(config), { urlPolicy });
   const app = createApp(registry, config, log);
   const server = config.http.tls
     ? https.createServer({

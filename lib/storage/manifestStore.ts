@@ -26,6 +26,9 @@ export type ManifestCache = LRUCache<string, StoredManifest>;
 
 export const MAX_MANIFEST_BYTES = 4 << 20;
 
+/** As distribution: with no allow list, descriptors with URLs are refused. */
+export interface URLPolicy { allow: RegExp[]; deny: RegExp[] }
+
 function describe(digest: string, content: Buffer, contentType?: string): StoredManifest {
   let body: Record<string, unknown> = {};
   try { body = JSON.parse(content.toString('utf8')) as Record<string, unknown>; } catch { /* stored as is */ }
@@ -59,6 +62,8 @@ export class ManifestStore {
     private readonly tags: TagStore,
     private readonly referrers: ReferrerStore,
     private readonly cache: ManifestCache,
+    /** validation.manifests.urls; null when validation is disabled. */
+    private readonly urlPolicy: URLPolicy | null = { allow: [], deny: [] },
   ) {}
 
   async exists(ctx: DriverContext, dgst: string): Promise<boolean> {
@@ -81,7 +86,19 @@ export class ManifestStore {
     return m;
   }
 
+  private checkURLs(d: ManifestDescriptor): void {
+    const p = this.urlPolicy;
+    if (!d.urls?.length || !p) return;
+    for (const u of d.urls) {
+      let ok = false;
+      try { ok = ['http:', 'https:'].includes(new URL(u).protocol); } catch { ok = false; }
+      ok &&= p.allow.some((re) => re.test(u)) && !p.deny.some((re) => re.test(u));
+      if (!ok) throw err('MANIFEST_INVALID', `manifest invalid: URL ${u.slice(0, 200)} of ${d.digest} is not allowed (validation.manifests.urls)`, { digest: d.digest });
+    }
+  }
+
   private async checkBlob(ctx: DriverContext, d: ManifestDescriptor): Promise<void> {
+    this.checkURLs(d);
     if (d.urls?.length && NONDISTRIBUTABLE.has(d.mediaType)) return;
     let desc;
     try {

@@ -5,7 +5,7 @@ import { type DriverContext, type StorageDriver, isNotFound } from '../../driver
 import type { BlobDescriptorCache } from '../cache/descriptorCache.js';
 import { BlobStore } from './blobStore.js';
 import { LinkedBlobStore } from './linkedBlobStore.js';
-import { type ManifestCache, ManifestStore, type StoredManifest } from './manifestStore.js';
+import { type ManifestCache, ManifestStore, type StoredManifest, type URLPolicy } from './manifestStore.js';
 import { layerLinkPath, repoRoot, repositoriesRoot, revisionLinkPath } from './paths.js';
 import { ReferrerStore } from './referrerStore.js';
 import { TagStore } from './tagStore.js';
@@ -14,6 +14,8 @@ import { UploadStore } from './uploadStore.js';
 export interface RegistryOptions {
   /** Bytes of manifest content kept in memory (immutable, keyed by digest). */
   manifestCacheBytes?: number;
+  /** validation.manifests.urls (null: validation disabled). */
+  urlPolicy?: URLPolicy | null;
 }
 
 export class Repository {
@@ -30,7 +32,7 @@ export class Repository {
     this.revisions = new LinkedBlobStore(name, bs, revisionLinkPath, 'MANIFEST_UNKNOWN');
     this.tags = new TagStore(name, registry.driver);
     this.referrers = new ReferrerStore(name, registry.driver);
-    this.manifests = new ManifestStore(name, bs, this.revisions, this.blobs, this.tags, this.referrers, registry.manifestCache);
+    this.manifests = new ManifestStore(name, bs, this.revisions, this.blobs, this.tags, this.referrers, registry.manifestCache, registry.urlPolicy);
     this.uploads = new UploadStore(name, registry.driver, bs, this.blobs);
   }
 
@@ -46,9 +48,11 @@ export class Repository {
 export class Registry {
   readonly blobStore: BlobStore;
   readonly manifestCache: ManifestCache;
+  readonly urlPolicy: URLPolicy | null;
 
   constructor(readonly driver: StorageDriver, readonly cache: BlobDescriptorCache, opts: RegistryOptions = {}) {
     this.blobStore = new BlobStore(driver, cache);
+    this.urlPolicy = opts.urlPolicy === undefined ? { allow: [], deny: [] } : opts.urlPolicy;
     this.manifestCache = new LRUCache<string, StoredManifest>({
       maxSize: opts.manifestCacheBytes ?? 64 << 20,
       sizeCalculation: (m) => m.content.length + 256,
