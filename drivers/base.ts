@@ -14,7 +14,16 @@ export function validPath(p: string, allowRoot = false): boolean {
 }
 
 export class Base implements StorageDriver {
-  constructor(private readonly d: StorageDriver) {}
+  readonly sendTo?: StorageDriver['sendTo'];
+  constructor(private readonly d: StorageDriver) {
+    if (d.sendTo) {
+      const send = d.sendTo.bind(d);
+      this.sendTo = async (ctx, p, offset, length, dest) => {
+        this.check(p);
+        return this.wrap(() => send(ctx, p, offset, length, dest));
+      };
+    }
+  }
 
   private check(p: string, allowRoot = false): void {
     if (!validPath(p, allowRoot)) throw new InvalidPathError(p, this.d.name());

@@ -48,6 +48,12 @@ export interface StorageDriver {
   walk(ctx: DriverContext, path: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void>;
   /** A URL the client may fetch the content from directly, or null. */
   redirectURL(ctx: DriverContext, method: string, path: string): Promise<string | null>;
+  /** Optional fast path: writes length bytes from offset to dest, reusing
+   *  its buffers (no allocation and no garbage per chunk). dest's write
+   *  callback must mean dest no longer needs the chunk, as it does for sockets
+   *  and HTTP responses (not for a PassThrough). Drivers without it are read
+   *  through reader(). */
+  sendTo?(ctx: DriverContext, path: string, offset: number, length: number, dest: NodeJS.WritableStream): Promise<void>;
 }
 
 export class StorageDriverError extends Error {

@@ -223,3 +223,28 @@ export function driverSuite(title: string, make: () => Promise<{ driver: Storage
     });
   });
 }
+
+/** The optional sendTo fast path, for drivers that have it. */
+export function sendToSuite(title: string, make: () => Promise<{ driver: StorageDriver; cleanup: () => Promise<void> }>): void {
+  describe(`storage driver sendTo: ${title}`, () => {
+    it('writes the requested range to a stream and reports missing files', async () => {
+      const { driver: d, cleanup } = await make();
+      try {
+        expect(d.sendTo, 'driver has sendTo').to.be.a('function');
+        const data = randomBytes((3 << 20) + 123);
+        await d.putContent({}, '/send/file', data);
+        const { Writable } = await import('node:stream');
+        // Like a socket: once write() calls back, the chunk is no longer needed.
+        const sink = (parts: Buffer[]) => new Writable({ write(c: Buffer, _e, cb) { parts.push(Buffer.from(c)); setImmediate(cb); } });
+        for (const [off, len] of [[0, data.length], [5, 100], [(1 << 20) - 1, (2 << 20) + 7], [data.length, 0]]) {
+          const parts: Buffer[] = [];
+          await d.sendTo!({}, '/send/file', off, len, sink(parts));
+          expect(Buffer.concat(parts).equals(data.subarray(off, off + len)), `${off}+${len}`).to.equal(true);
+        }
+        await rejects(d.sendTo!({}, '/send/missing', 0, 1, sink([])), PathNotFoundError);
+      } finally {
+        await cleanup();
+      }
+    });
+  });
+}

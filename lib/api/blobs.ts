@@ -76,7 +76,9 @@ export const getBlob: Handler = async (app, req, res, p) => {
   }
   res.setHeader('Content-Length', String(length));
   if (req.method === 'HEAD') { res.end(); return; }
-  const body = await repo.blobs.blobStore.open(ctx, dgst, start);
+  const bs = repo.blobs.blobStore;
+  if (await bs.sendTo(ctx, dgst, start, length, res)) { res.end(); return; }
+  const body = await bs.open(ctx, dgst, start);
   await pipeline(start + length === desc.size ? body : take(body, length), res);
 };
 

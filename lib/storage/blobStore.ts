@@ -45,6 +45,18 @@ export class BlobStore {
     }
   }
 
+  /** Streams a blob range to dest through the driver's fast path; false if it has none. */
+  async sendTo(ctx: DriverContext, dgst: string, offset: number, length: number, dest: NodeJS.WritableStream): Promise<boolean> {
+    if (!this.driver.sendTo) return false;
+    try {
+      await this.driver.sendTo(ctx, blobDataPath(dgst), offset, length, dest);
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) throw err('BLOB_UNKNOWN', `blob unknown: ${dgst}`, { digest: dgst });
+      throw e;
+    }
+  }
+
   async getContent(ctx: DriverContext, dgst: string): Promise<Buffer> {
     try {
       return await this.driver.getContent(ctx, blobDataPath(dgst));

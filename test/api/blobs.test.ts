@@ -111,6 +111,22 @@ describe('API: base, blobs, ranges, caching headers', () => {
     expect(`sha256:${h.digest('hex')}`).to.equal(d);
   });
 
+  it('survives clients that drop a download midway', async () => {
+    const data = randomBytes(16 << 20);
+    const d = sha256(data);
+    await pushBlob(u, 'dropped', data, d);
+    for (let i = 0; i < 5; i++) {
+      const ac = new AbortController();
+      const res = await fetch(`${u}/v2/dropped/blobs/${d}`, { signal: ac.signal });
+      const reader = res.body!.getReader();
+      await reader.read();
+      ac.abort();
+      await reader.cancel().catch(() => {});
+    }
+    const full = await req(u, 'GET', `/v2/dropped/blobs/${d}`);
+    expect(sha256(full.body)).to.equal(d);
+  });
+
   it('refuses invalid repository names with 400 NAME_INVALID', async () => {
     for (const name of ['UPPER/case', 'a/-b', 'a__-b', `${'a'.repeat(256)}`, 'a%20b', 'trailing-']) {
       await expectError(req(u, 'GET', `/v2/${name}/tags/list`), 400, 'NAME_INVALID');
