@@ -18,6 +18,13 @@ const COMMIT_RECHECKS = 5;
 
 export interface UploadInfo { id: string; startedAt: Date; size: number }
 
+// Staging buffers outlive requests: a chunked push of N chunks would otherwise
+// map and fault in 2N fresh MiB. Bounded: at most STAGE_POOL_MAX kept.
+const STAGE_POOL_MAX = 32;
+const stagePool: Buffer[] = [];
+const takeStage = () => stagePool.pop() ?? Buffer.allocUnsafeSlow(WRITE_BUFFER);
+const giveStage = (b: Buffer) => { if (stagePool.length < STAGE_POOL_MAX) stagePool.push(b); };
+
 export class BlobWriter {
   private hasher: Hasher | null = null;
   private closed = false;
@@ -81,34 +88,53 @@ export class BlobWriter {
   /** Appends a stream to the upload; returns the bytes taken from it. */
   async write(ctx: DriverContext, source: AsyncIterable<Buffer | Uint8Array>): Promise<number> {
     const hasher = await this.ensureHasher(ctx);
-    // One staging buffer per writer, reused: network chunks (~64 KiB) are
-    // gathered into 1 MiB writes without allocating fresh memory per write.
-    const stage = Buffer.allocUnsafe(WRITE_BUFFER);
+    // Two staging buffers, reused: while one is written and hashed (both on
+    // the thread pool, in parallel), the other fills from the socket.
+    const stages = [takeStage(), takeStage()];
+    let cur = 0;
     let fill = 0;
     let total = 0;
+    let inflight: Promise<void> = Promise.resolve();
+    let broken = false;
     const flush = async () => {
+      await inflight;
       if (fill === 0) return;
-      const view = stage.subarray(0, fill);
-      await this.fw.write(view);
-      hasher.update(view); // after the write, so hash and stored bytes never disagree
-      total += fill;
+      const view = stages[cur].subarray(0, fill);
+      const n = fill;
+      cur ^= 1;
       fill = 0;
+      inflight = Promise.all([this.fw.write(view), hasher.updateAsync(view)]).then(
+        () => { total += n; },
+        (e) => { broken = true; throw e; },
+      );
     };
     try {
       for await (const c of source) {
         let b = Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
         while (b.length > 0) {
           const n = Math.min(b.length, WRITE_BUFFER - fill);
-          b.copy(stage, fill, 0, n);
+          b.copy(stages[cur], fill, 0, n);
           fill += n;
           b = b.subarray(n);
           if (fill === WRITE_BUFFER) await flush();
         }
       }
       await flush();
+      await inflight;
+    } catch (e) {
+      await inflight.catch(() => {});
+      throw e;
     } finally {
-      // Even when the client went away, what was stored stays hashed and resumable.
-      await this.saveHashState(ctx).catch(() => {});
+      await inflight.catch(() => {});
+      stages.forEach(giveStage);
+      if (broken || hasher.length !== this.fw.size()) {
+        // A failed write leaves hash and stored bytes apart: forget this hasher;
+        // the next resume starts from a saved state and re-reads the rest.
+        this.hasher = null;
+      } else {
+        // Even when the client went away, what was stored stays hashed and resumable.
+        await this.saveHashState(ctx).catch(() => {});
+      }
     }
     return total;
   }

@@ -40,6 +40,14 @@ describe('resumable sha256 hasher', () => {
     expect(Number(s.readBigUInt64BE(100))).to.equal(3);
   });
 
+  it('hashes off the event loop with updateAsync, in order', async () => {
+    const parts = Array.from({ length: 20 }, (_, i) => randomBytes(1000 + i * 977));
+    const h = createHasher('sha256');
+    for (const p of parts) await h.updateAsync(p);
+    expect(h.length).to.equal(parts.reduce((n, p) => n + p.length, 0));
+    expect(h.hex()).to.equal(createHash('sha256').update(Buffer.concat(parts)).digest('hex'));
+  });
+
   it('refuses a state it cannot read', () => {
     expect(restoreHasher('sha256', Buffer.from('garbage'))).to.equal(null);
     expect(restoreHasher('sha512', Buffer.alloc(108))).to.equal(null);

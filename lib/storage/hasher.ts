@@ -13,6 +13,7 @@ interface NativeSha256 {
   ctxSize(): number;
   init(ctx: Buffer): void;
   update(ctx: Buffer, data: Uint8Array): void;
+  updateAsync(ctx: Buffer, data: Buffer, cb: () => void): void;
   final(ctx: Buffer): Buffer;
 }
 
@@ -21,7 +22,7 @@ function loadNative(): NativeSha256 | null {
   try {
     const req = createRequire(import.meta.url);
     const mod = req(new URL('../../../native/sha256/build/Release/sha256.node', import.meta.url).pathname) as NativeSha256;
-    return mod.ctxSize() === CTX_SIZE ? mod : null;
+    return mod.ctxSize() === CTX_SIZE && typeof mod.updateAsync === 'function' ? mod : null;
   } catch {
     return null;
   }
@@ -35,6 +36,9 @@ export const nativeSha256 = native !== null;
 export interface Hasher {
   readonly algorithm: Algorithm;
   update(data: Buffer): void;
+  /** Like update, off the event loop where possible; data must stay untouched
+   *  until the promise settles, and calls must not overlap. */
+  updateAsync(data: Buffer): Promise<void>;
   /** Hex digest of what was hashed so far; the hasher stays usable. */
   hex(): string;
   /** Bytes hashed so far. */
@@ -51,6 +55,10 @@ class NativeSha256Hasher implements Hasher {
   length = 0;
   constructor(private readonly ctx: Buffer, length = 0) { this.length = length; }
   update(data: Buffer): void { native!.update(this.ctx, data); this.length += data.length; }
+  updateAsync(data: Buffer): Promise<void> {
+    this.length += data.length;
+    return new Promise((resolve) => native!.updateAsync(this.ctx, data, resolve));
+  }
   hex(): string { return native!.final(this.ctx).toString('hex'); }
   marshal(): Buffer {
     const out = Buffer.alloc(GO_STATE_LEN);
@@ -68,6 +76,7 @@ class NodeHasher implements Hasher {
   length = 0;
   constructor(readonly algorithm: Algorithm) { this.h = createHash(algorithm); }
   update(data: Buffer): void { this.h.update(data); this.length += data.length; }
+  async updateAsync(data: Buffer): Promise<void> { this.update(data); }
   hex(): string { return this.h.copy().digest('hex'); }
   marshal(): null { return null; }
 }
