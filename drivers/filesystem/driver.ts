@@ -15,6 +15,18 @@ const NAME = 'filesystem';
 const FLUSH_EVERY = 32 << 20;
 const SEND_CHUNK = 1 << 20;
 
+/** At most `limit` background flushes at once; beyond that, close() waits. */
+class BoundedBackground {
+  private running = new Set<Promise<unknown>>();
+  constructor(private readonly limit: number) {}
+  run(task: () => Promise<unknown>): void | Promise<void> {
+    const p = task().finally(() => this.running.delete(p));
+    this.running.add(p);
+    if (this.running.size >= this.limit) return Promise.race(this.running).then(() => {});
+  }
+}
+const backgroundSyncs = new BoundedBackground(16);
+
 export interface FilesystemParams { rootdirectory: string }
 
 // The callback forms: fs/promises readFile costs about four times as much per
@@ -144,7 +156,13 @@ export class FilesystemDriver implements StorageDriver {
       },
       size: () => size,
       async close() {
-        if (state === 'open') { state = 'closed'; await flushing; await fh.close(); }
+        if (state !== 'open') return;
+        state = 'closed';
+        await flushing;
+        if (unflushed === 0) { await fh.close(); return; }
+        // Chunked uploads close their writer after every chunk: flush what this
+        // chunk wrote in the background, so the sync at commit stays short.
+        await backgroundSyncs.run(() => fh.datasync().catch(() => {}).finally(() => fh.close().catch(() => {})));
       },
       async cancel() {
         if (state === 'committed') throw new StorageDriverError(`${NAME}: writer already committed`, NAME);

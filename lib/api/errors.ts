@@ -5,6 +5,12 @@ import { StorageDriverError } from '../../drivers/driver.js';
 import { RegistryError } from '../errors.js';
 
 export function sendError(res: Response, e: unknown, log: Logger, method: string): void {
+  if (res.headersSent) {
+    // Mid-body: nothing can be said any more; the client sees a cut connection.
+    log.debug({ err: e }, 'response cut short');
+    res.destroy();
+    return;
+  }
   let re: RegistryError;
   if (e instanceof RegistryError) {
     re = e;
@@ -12,10 +18,6 @@ export function sendError(res: Response, e: unknown, log: Logger, method: string
     const msg = e instanceof StorageDriverError ? 'storage error' : 'internal error';
     log.error({ err: e }, msg);
     re = new RegistryError('UNKNOWN', `${msg}: ${(e as Error)?.message ?? String(e)}`);
-  }
-  if (res.headersSent) {
-    res.destroy();
-    return;
   }
   const body = JSON.stringify({ errors: [re.toJSON()] });
   res.status(re.status);

@@ -56,7 +56,11 @@ export function v2Router(app: App) {
         await h(app, req, res, params);
       };
       run().catch((e) => {
-        if (!req.complete) req.resume(); // drain what the client still sends, so it reads our answer
+        if (!req.complete) {
+          // The body was refused unread: answer, then close rather than read it all.
+          if (!res.headersSent) res.setHeader('Connection', 'close');
+          req.resume();
+        }
         sendError(res, e, app.log, req.method);
       });
       return;
