@@ -25,7 +25,22 @@ const CONNECTIONS = 64;
 let blobFile = '';
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-interface Target { name: string; url: string; proc: ChildProcess; dir: string }
+interface Target { name: string; url: string; proc?: ChildProcess; server?: http.Server; dir: string }
+
+/** A server that takes bytes and stores nothing: what the push client itself
+ *  can do (curl, one process per request), the ceiling for any registry here. */
+async function startCeiling(base: string): Promise<Target> {
+  const server = http.createServer((req, res) => {
+    req.on('data', () => {});
+    req.on('end', () => {
+      res.statusCode = req.method === 'PUT' ? 201 : 202;
+      res.setHeader('Location', '/v2/ceiling/blobs/uploads/x');
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { name: 'ceiling', url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server, dir: base };
+}
 
 async function start(name: 'ours' | 'distribution', base: string): Promise<Target> {
   const dir = join(base, name);
@@ -43,7 +58,9 @@ async function start(name: 'ours' | 'distribution', base: string): Promise<Targe
 }
 
 function stop(t: Target): void {
-  try { process.kill(-t.proc.pid!, 'SIGKILL'); } catch { /* gone */ }
+  t.server?.close();
+  t.server?.closeAllConnections();
+  if (t.proc) try { process.kill(-t.proc.pid!, 'SIGKILL'); } catch { /* gone */ }
 }
 
 /** Writes SIZE bytes of deterministic data to a file, chunk by chunk (never
@@ -182,6 +199,7 @@ async function main(): Promise<void> {
   const dgst = await makeBlob(blobFile);
   const targets = [await start('ours', base), await start('distribution', base)];
   const results: Record<string, Record<string, number>> = {};
+  const ceiling = await startCeiling(base);
   try {
     for (const t of targets) results[t.name] = {};
     const mb = SIZE / (1 << 20);
@@ -201,6 +219,10 @@ async function main(): Promise<void> {
       }
     }
     for (const t of targets) for (const [label, ts] of Object.entries(times[t.name])) results[t.name][label] = mb / median(ts);
+    results.ceiling = {
+      'push monolithic MB/s': mb / median(await (async () => { const a = []; for (let i = 0; i < REPS; i++) a.push(await pushMonolithic(ceiling, 'c', dgst)); return a; })()),
+      'push chunked 16 MiB MB/s': mb / median(await (async () => { const a = []; for (let i = 0; i < REPS; i++) a.push(await pushChunked(ceiling, 'c', dgst)); return a; })()),
+    };
     for (const t of targets) {
       const { blob } = await pushSmallImage(t);
       results[t.name]['manifest GET by tag req/s'] = await load(`${t.url}/v2/bench/small/manifests/latest`, 'GET', { Accept: 'application/vnd.oci.image.manifest.v1+json' });
@@ -208,19 +230,21 @@ async function main(): Promise<void> {
     }
   } finally {
     targets.forEach(stop);
+    stop(ceiling);
     await rm(base, { recursive: true, force: true });
   }
   const lines = [
     `machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${version}`,
     `blob ${SIZE >> 20} MiB, ${REPS} runs (median), load ${CONNECTIONS} connections x ${SECONDS}s (ApacheBench, keep-alive), storage under ${args.get('dir') ?? tmpdir()}`,
     '',
-    '| measure | ours | docker-registry 2.8.2 | ratio |',
-    '|---|---:|---:|---:|',
+    '| measure | ours | docker-registry 2.8.2 | ratio | client ceiling |',
+    '|---|---:|---:|---:|---:|',
   ];
   for (const k of Object.keys(results.ours)) {
     const o = results.ours[k];
     const d = results.distribution[k];
-    lines.push(`| ${k} | ${o.toFixed(0)} | ${d.toFixed(0)} | ${(o / d).toFixed(2)}x |`);
+    const c = results.ceiling[k];
+    lines.push(`| ${k} | ${o.toFixed(0)} | ${d.toFixed(0)} | ${(o / d).toFixed(2)}x | ${c === undefined ? '' : c.toFixed(0)} |`);
   }
   console.log(lines.join('\n'));
   await mkdir(join(REPO_ROOT, 'bench', 'results'), { recursive: true });
