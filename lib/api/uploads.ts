@@ -102,48 +102,44 @@ export const startUpload: Handler = async (app, req, res, p) => {
   sendUploadStatus(app, req, res, p.name, w.id, w.size(), 202);
 };
 
-export const patchUpload: Handler = async (app, req, res, p) => {
-  readOnly(app);
+/** Resumes the upload under its lock and appends the request body; on a
+ *  refused chunk the answer says where the upload stands. */
+async function withBody(app: App, req: Request, res: Response, name: string, uuid: string, then: (w: BlobWriter) => Promise<void>): Promise<void> {
   const ctx = driverContext(app, req);
-  const uuid = p.uuid!;
-  const repo = app.registry.repository(p.name);
+  const repo = app.registry.repository(name);
   await app.uploadLocks.run(uuid, async () => {
     const w = await repo.uploads.resume(ctx, uuid);
     try {
       await takeBody(app, req, w, true);
     } catch (e) {
       if (e instanceof RegistryError && e.code === 'RANGE_INVALID') {
-        res.setHeader('Location', uploadLocation(app, req, p.name, uuid));
+        res.setHeader('Location', uploadLocation(app, req, name, uuid));
         res.setHeader('Range', rangeHeader(w.size()));
         res.setHeader('Docker-Upload-UUID', uuid);
       }
-      throw e;
-    } finally {
       await w.close();
+      throw e;
     }
-    sendUploadStatus(app, req, res, p.name, uuid, w.size(), 202);
+    await then(w);
+  });
+}
+
+export const patchUpload: Handler = async (app, req, res, p) => {
+  readOnly(app);
+  await withBody(app, req, res, p.name, p.uuid!, async (w) => {
+    await w.close();
+    sendUploadStatus(app, req, res, p.name, w.id, w.size(), 202);
   });
 };
 
 export const putUpload: Handler = async (app, req, res, p) => {
   readOnly(app);
-  const ctx = driverContext(app, req);
-  const uuid = p.uuid!;
   const digest = req.query.digest;
   if (typeof digest !== 'string' || !parseDigest(digest)) {
-    req.resume();
     throw err('DIGEST_INVALID', digest === undefined ? 'the digest query parameter is required to finish an upload' : `invalid digest: ${String(digest).slice(0, 200)}`);
   }
-  const repo = app.registry.repository(p.name);
-  await app.uploadLocks.run(uuid, async () => {
-    const w = await repo.uploads.resume(ctx, uuid);
-    try {
-      await takeBody(app, req, w, true);
-    } catch (e) {
-      await w.close();
-      throw e;
-    }
-    await w.commit(ctx, digest);
+  await withBody(app, req, res, p.name, p.uuid!, async (w) => {
+    await w.commit(driverContext(app, req), digest);
     sendBlobCreated(app, req, res, p.name, digest);
   });
 };
