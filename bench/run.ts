@@ -2,7 +2,7 @@
 // the filesystem driver: 512 MiB blob push (monolithic and 16 MiB chunks),
 // pull, and manifest GET / blob HEAD at 64 connections.
 // Usage: npm run bench [-- --size-mib 512 --reps 3 --seconds 10 --dir /dev/shm]
-// Needs docker-registry and ab (apt-get install docker-registry apache2-utils).
+// Needs docker-registry, ab, curl and python3 (apt-get install docker-registry apache2-utils curl python3).
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';

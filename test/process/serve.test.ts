@@ -97,6 +97,41 @@ describe('registry command', function () {
     }
   });
 
+  it('a process killed mid-upload loses nothing: another resumes from what was stored', async () => {
+    const root = join(dir, 'store');
+    const cfg = await configFile(dir, root);
+    const data = randomBytes(8 << 20);
+    const a = await spawnRegistry(cfg);
+    const post = await req(a.url, 'POST', '/v2/killed/blobs/uploads/');
+    const loc = new URL(post.headers.get('location')!).pathname;
+    expect((await req(a.url, 'PATCH', loc, data.subarray(0, 1 << 20))).status).to.equal(202);
+    // Second chunk: send part of it, then SIGKILL the registry mid-request.
+    await new Promise<void>((resolve) => {
+      const rq = http.request({ host: '127.0.0.1', port: new URL(a.url).port, path: loc, method: 'PATCH', headers: { 'Content-Length': String(4 << 20) } });
+      rq.on('error', () => resolve());
+      rq.on('response', () => resolve());
+      rq.write(data.subarray(1 << 20, 3 << 20), () => {
+        setTimeout(() => { process.kill(-a.proc.pid!, 'SIGKILL'); }, 100);
+      });
+    });
+    await a.stop();
+    const b = await spawnRegistry(cfg);
+    try {
+      const st = await req(b.url, 'GET', loc);
+      expect(st.status).to.equal(204);
+      const end = Number(st.headers.get('range')!.split('-')[1]);
+      const have = end + 1;
+      expect(have).to.be.within(1 << 20, 3 << 20);
+      const patch = await req(b.url, 'PATCH', loc, data.subarray(have), { 'Content-Range': `${have}-${data.length - 1}` });
+      expect(patch.status).to.equal(202);
+      const put = await req(b.url, 'PUT', `${loc}?digest=${sha256(data)}`);
+      expect(put.status, put.body.toString()).to.equal(201);
+      expect((await req(b.url, 'GET', `/v2/killed/blobs/${sha256(data)}`)).body.equals(data)).to.equal(true);
+    } finally {
+      await b.stop();
+    }
+  });
+
   it('drains an in-flight upload on SIGTERM, then exits 0', async () => {
     const cfg = await configFile(dir, join(dir, 'store'));
     const r = await spawnRegistry(cfg);
