@@ -51,15 +51,35 @@ export const catalog: Handler = async (app, req, res) => {
   sendJSON(res, { repositories: out });
 };
 
+/** The referrers tag schema's tag for a digest (distribution-spec). */
+export function referrersTag(dgst: string): string {
+  const [alg, enc] = dgst.split(':');
+  return `${alg.slice(0, 32)}-${enc.slice(0, 64)}`.replace(/[^a-zA-Z0-9._-]/g, '-');
+}
+
 export const referrers: Handler = async (app, req, res, p) => {
   const ctx = driverContext(app, req);
   const subject = mustDigest(p.digest);
   const repo = app.registry.repository(p.name);
   const filter = typeof req.query.artifactType === 'string' && req.query.artifactType !== '' ? req.query.artifactType : undefined;
+  const candidates = new Set(await repo.referrers.list(ctx, subject));
+  // Referrers pushed before this API (to a registry without it, such as
+  // distribution) live in an index tagged with the referrers tag schema: the
+  // spec requires listing those whose subject is this digest.
+  try {
+    const tagged = await repo.manifests.get(ctx, await repo.tags.get(ctx, referrersTag(subject)));
+    if (isIndexType(tagged.mediaType)) {
+      const body = JSON.parse(tagged.content.toString('utf8')) as { manifests?: { digest?: unknown }[] };
+      for (const d of body.manifests ?? []) if (typeof d.digest === 'string') candidates.add(d.digest);
+    }
+  } catch (e) {
+    if (!['MANIFEST_UNKNOWN', 'DIGEST_INVALID'].includes((e as { code?: string }).code ?? '')) throw e;
+  }
   const manifests = [];
-  for (const dgst of await repo.referrers.list(ctx, subject)) {
+  for (const dgst of [...candidates].sort()) {
     let m;
-    try { m = await repo.manifests.get(ctx, dgst); } catch { continue; } // deleted meanwhile
+    try { m = await repo.manifests.get(ctx, dgst); } catch { continue; } // deleted meanwhile, or never here
+    if (m.subject !== subject) continue;
     const artifactType = m.artifactType ?? (isIndexType(m.mediaType) ? undefined : m.configMediaType);
     if (filter && artifactType !== filter) continue;
     manifests.push({

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestRegistry, startTestRegistry } from '../helpers/registry.js';
 import { expectError, pushBlob, pushManifest, req } from '../helpers/http.js';
@@ -249,6 +249,33 @@ describe('API: manifests, tags, referrers, catalog', () => {
     expect((res.json().manifests as { digest: string }[]).map((m) => m.digest)).to.deep.equal([sbom.digest]);
     expect((await req(u, 'GET', `/v2/m/refs/referrers/${sha256('nothing')}`)).json()).to.deep.equal({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] });
     await expectError(req(u, 'GET', '/v2/m/refs/referrers/sha256:zz'), 400, 'DIGEST_INVALID');
+  });
+
+  it('lists referrers recorded only in a referrers-tag-schema index (pushed before the API)', async () => {
+    const img = image(1);
+    await pushImageBlobs(u, 'm/oldrefs', img);
+    await pushManifest(u, 'm/oldrefs', 'v1', img.manifest.data, OCI_MANIFEST);
+    const empty = blob(Buffer.from('{}'), 'application/vnd.oci.empty.v1+json');
+    await pushBlob(u, 'm/oldrefs', empty.data, empty.digest);
+    const sig = blob(Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: 'application/vnd.example.sig',
+      config: { mediaType: empty.mediaType, digest: empty.digest, size: empty.size },
+      layers: [{ mediaType: empty.mediaType, digest: empty.digest, size: empty.size }],
+      subject: { mediaType: OCI_MANIFEST, digest: img.manifest.digest, size: img.manifest.size },
+    })), OCI_MANIFEST);
+    await pushManifest(u, 'm/oldrefs', sig.digest, sig.data, OCI_MANIFEST);
+    // As a store written without the referrers API would hold it: no referrer
+    // link, only the index under the tag sha256-<hex>.
+    await rm(join(r.root!, 'docker/registry/v2/repositories/m/oldrefs/_referrers'), { recursive: true });
+    expect((await req(u, 'GET', `/v2/m/oldrefs/referrers/${img.manifest.digest}`)).json().manifests).to.deep.equal([]);
+    const idx = blob(Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: OCI_INDEX,
+      manifests: [{ mediaType: OCI_MANIFEST, digest: sig.digest, size: sig.size, artifactType: 'application/vnd.example.sig' }],
+    })), OCI_INDEX);
+    await pushManifest(u, 'm/oldrefs', `sha256-${img.manifest.digest.slice(7)}`, idx.data, OCI_INDEX);
+    const res = await req(u, 'GET', `/v2/m/oldrefs/referrers/${img.manifest.digest}`);
+    expect((res.json().manifests as { digest: string; artifactType: string }[]).map((m) => [m.digest, m.artifactType]))
+      .to.deep.equal([[sig.digest, 'application/vnd.example.sig']]);
   });
 
   it('leaves storage unchanged after a batch of bad requests', async () => {
