@@ -6,9 +6,17 @@ import type { Registry } from '../storage/registry.js';
 import { KeyedMutex } from '../storage/uploadStore.js';
 import type { App } from './context.js';
 import { v2Router } from './router.js';
+import { randomSecret } from './uploadState.js';
 
 export function createApp(registry: Registry, config: Config, log: Logger): express.Express {
-  const app: App = { registry, config, log, uploadLocks: new KeyedMutex() };
+  let secret: Buffer;
+  if (config.http.secret) {
+    secret = Buffer.from(config.http.secret);
+  } else {
+    secret = randomSecret();
+    log.warn('http.secret is not set: generated a random one. Upload URLs from this process will be refused by every other registry process (BLOB_UPLOAD_INVALID). Behind a load balancer, give every node the same http.secret (or REGISTRY_HTTP_SECRET).');
+  }
+  const app: App = { registry, config, log, uploadLocks: new KeyedMutex(), secret };
   const e = express();
   e.disable('x-powered-by');
   e.disable('etag');

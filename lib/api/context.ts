@@ -11,6 +11,8 @@ export interface App {
   config: Config;
   log: Logger;
   uploadLocks: KeyedMutex;
+  /** http.secret: signs the upload state in upload URLs. */
+  secret: Buffer;
 }
 
 export interface Params {

@@ -7,17 +7,28 @@ import { validName } from '../reference.js';
 import type { BlobWriter } from '../storage/blobWriter.js';
 import { type App, type Handler, driverContext, urlFor } from './context.js';
 import { contentLength, contentRange } from './body.js';
+import { packUploadState, unpackUploadState } from './uploadState.js';
 
 function rangeHeader(size: number): string {
   return `0-${Math.max(0, size - 1)}`;
 }
 
-function uploadLocation(app: App, req: Request, name: string, id: string): string {
-  return urlFor(app, req, `/v2/${name}/blobs/uploads/${id}`);
+function uploadLocation(app: App, req: Request, name: string, id: string, offset: number, startedAt: Date): string {
+  const state = packUploadState(app.secret, { name, uuid: id, offset, startedAt });
+  return urlFor(app, req, `/v2/${name}/blobs/uploads/${id}?_state=${encodeURIComponent(state)}`);
 }
 
-function sendUploadStatus(app: App, req: Request, res: Response, name: string, id: string, size: number, status: number): void {
-  res.setHeader('Location', uploadLocation(app, req, name, id));
+/** A request that carries `_state` must carry a valid one for this upload; URLs
+ *  without it (clients that build them from the UUID) are still accepted. */
+function checkState(app: App, req: Request, name: string, uuid: string): void {
+  const token = req.query._state;
+  if (token === undefined) return;
+  if (typeof token !== 'string') throw err('BLOB_UPLOAD_INVALID', 'upload state invalid: more than one _state');
+  unpackUploadState(app.secret, token, name, uuid);
+}
+
+function sendUploadStatus(app: App, req: Request, res: Response, name: string, id: string, size: number, startedAt: Date, status: number): void {
+  res.setHeader('Location', uploadLocation(app, req, name, id, size, startedAt));
   res.setHeader('Range', rangeHeader(size));
   res.setHeader('Docker-Upload-UUID', id);
   res.setHeader('Content-Length', '0');
@@ -99,7 +110,7 @@ export const startUpload: Handler = async (app, req, res, p) => {
   } finally {
     await w.close();
   }
-  sendUploadStatus(app, req, res, p.name, w.id, w.size(), 202);
+  sendUploadStatus(app, req, res, p.name, w.id, w.size(), w.startedAt, 202);
 };
 
 /** Resumes the upload under its lock and appends the request body; on a
@@ -107,13 +118,14 @@ export const startUpload: Handler = async (app, req, res, p) => {
 async function withBody(app: App, req: Request, res: Response, name: string, uuid: string, then: (w: BlobWriter) => Promise<void>): Promise<void> {
   const ctx = driverContext(app, req);
   const repo = app.registry.repository(name);
+  checkState(app, req, name, uuid);
   await app.uploadLocks.run(uuid, async () => {
     const w = await repo.uploads.resume(ctx, uuid);
     try {
       await takeBody(app, req, w, true);
     } catch (e) {
       if (e instanceof RegistryError && e.code === 'RANGE_INVALID') {
-        res.setHeader('Location', uploadLocation(app, req, name, uuid));
+        res.setHeader('Location', uploadLocation(app, req, name, uuid, w.size(), w.startedAt));
         res.setHeader('Range', rangeHeader(w.size()));
         res.setHeader('Docker-Upload-UUID', uuid);
       }
@@ -128,7 +140,7 @@ export const patchUpload: Handler = async (app, req, res, p) => {
   readOnly(app);
   await withBody(app, req, res, p.name, p.uuid!, async (w) => {
     await w.close();
-    sendUploadStatus(app, req, res, p.name, w.id, w.size(), 202);
+    sendUploadStatus(app, req, res, p.name, w.id, w.size(), w.startedAt, 202);
   });
 };
 
@@ -145,11 +157,13 @@ export const putUpload: Handler = async (app, req, res, p) => {
 };
 
 export const getUpload: Handler = async (app, req, res, p) => {
+  checkState(app, req, p.name, p.uuid!);
   const info = await app.registry.repository(p.name).uploads.status(driverContext(app, req), p.uuid!);
-  sendUploadStatus(app, req, res, p.name, info.id, info.size, 204);
+  sendUploadStatus(app, req, res, p.name, info.id, info.size, info.startedAt, 204);
 };
 
 export const deleteUpload: Handler = async (app, req, res, p) => {
+  checkState(app, req, p.name, p.uuid!);
   const ctx = driverContext(app, req);
   const repo = app.registry.repository(p.name);
   await app.uploadLocks.run(p.uuid!, async () => {

@@ -15,7 +15,7 @@ describe('API: blob uploads', () => {
     expect(res.status).to.equal(202);
     expect(res.headers.get('range')).to.equal('0-0');
     expect(res.headers.get('docker-upload-uuid')).to.match(/^[0-9a-f-]{36}$/);
-    expect(res.headers.get('location')).to.equal(`${u}/v2/${name}/blobs/uploads/${res.headers.get('docker-upload-uuid')}`);
+    expect(res.headers.get('location')).to.match(new RegExp(`^${u}/v2/${name}/blobs/uploads/${res.headers.get('docker-upload-uuid')}\\?_state=`));
     return new URL(res.headers.get('location')!).pathname;
   }
 
@@ -158,6 +158,38 @@ describe('API: blob uploads', () => {
     const d = sha256(data);
     await Promise.all(Array.from({ length: 6 }, (_, i) => pushBlob(u, `conc/r${i % 2}`, data, d)));
     for (const n of ['conc/r0', 'conc/r1']) expect((await req(u, 'GET', `/v2/${n}/blobs/${d}`)).body.equals(data)).to.equal(true);
+  });
+
+  it('signs the upload state in Location and refuses a tampered or foreign one', async () => {
+    const data = randomBytes(3000);
+    const post = await req(u, 'POST', '/v2/up/state/blobs/uploads/');
+    const first = new URL(post.headers.get('location')!);
+    const state = first.searchParams.get('_state')!;
+    const json = JSON.parse(Buffer.from(state.replace(/-/g, '+').replace(/_/g, '/'), 'base64').subarray(32).toString());
+    expect(json).to.include({ Name: 'up/state', UUID: post.headers.get('docker-upload-uuid'), Offset: 0 });
+    const patch = await req(u, 'PATCH', first.pathname + first.search, data.subarray(0, 1000), { 'Content-Range': '0-999' });
+    expect(patch.status).to.equal(202);
+    const next = new URL(patch.headers.get('location')!);
+    expect(next.searchParams.get('_state')).to.not.equal(state); // the offset moved
+    // tampered: one byte of the JSON changed
+    const raw = Buffer.from(state.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    raw[raw.length - 3] ^= 1;
+    const bad = raw.toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+    await expectError(req(u, 'PATCH', `${first.pathname}?_state=${encodeURIComponent(bad)}`, data.subarray(1000), { 'Content-Range': '1000-2999' }), 400, 'BLOB_UPLOAD_INVALID');
+    await expectError(req(u, 'GET', `${first.pathname}?_state=garbage`), 400, 'BLOB_UPLOAD_INVALID');
+    // a valid state used on another upload or repository
+    const other = await req(u, 'POST', '/v2/up/state2/blobs/uploads/');
+    const otherLoc = new URL(other.headers.get('location')!);
+    await expectError(req(u, 'GET', `${otherLoc.pathname}${next.search}`), 400, 'BLOB_UPLOAD_INVALID');
+    // a registry with another secret refuses it
+    const stranger = await startTestRegistry('', { driver: 'inmemory', secret: 'another-secret' });
+    try {
+      await expectError(req(stranger.url, 'GET', next.pathname.replace('up/state', 'up/state') + next.search), 400, 'BLOB_UPLOAD_INVALID');
+    } finally {
+      await stranger.stop();
+    }
+    const put = await req(u, 'PUT', `${next.pathname}${next.search}&digest=${sha256(data)}`, data.subarray(1000), { 'Content-Range': '1000-2999' });
+    expect(put.status, put.body.toString()).to.equal(201);
   });
 
   it('accepts an empty blob', async () => {

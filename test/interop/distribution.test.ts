@@ -1,7 +1,7 @@
 // Interop with docker/distribution 2.8.2 on one storage directory: each
 // serves what the other wrote, and an upload begun on one finishes on the other.
 import { expect } from 'chai';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestRegistry, requireTool, startTestRegistry, tempDir } from '../helpers/registry.js';
@@ -9,13 +9,6 @@ import { type Distribution, startDistribution } from '../helpers/distribution.js
 import { req } from '../helpers/http.js';
 import { hostOf, skopeo } from '../helpers/skopeo.js';
 import { image, imageBlobs, index, sha256, writeLayout } from '../helpers/ociLayout.js';
-
-/** distribution's signed upload state (registry/handlers/hmac.go). */
-function packUploadState(secret: string, s: { name: string; uuid: string; offset: number; startedat: string }): string {
-  const json = Buffer.from(JSON.stringify({ name: s.name, uuid: s.uuid, offset: s.offset, startedat: s.startedat }));
-  const mac = createHmac('sha256', secret).update(json).digest();
-  return Buffer.concat([mac, json]).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
-}
 
 describe('interop: docker/distribution 2.8.2 on the same storage', function () {
   this.timeout(120000);
@@ -31,7 +24,7 @@ describe('interop: docker/distribution 2.8.2 on the same storage', function () {
   beforeEach(async () => {
     dir = await tempDir('interop-');
     root = join(dir, 'store');
-    ours = await startTestRegistry('', { root });
+    ours = await startTestRegistry('', { root, secret: 'interop-secret' });
     theirs = await startDistribution(root, dir);
   });
   afterEach(async () => {
@@ -78,7 +71,7 @@ describe('interop: docker/distribution 2.8.2 on the same storage', function () {
     expect(cat.repositories).to.deep.equal(['interop/multi', 'interop/single']);
   });
 
-  it('finishes an upload that docker-registry began, from its saved hash state', async () => {
+  it('finishes an upload that docker-registry began, through its upload URL and from its saved hash state', async () => {
     const data = randomBytes(3 << 20);
     const post = await req(theirs!.url, 'POST', '/v2/interop/up/blobs/uploads/');
     expect(post.status).to.equal(202);
@@ -92,26 +85,29 @@ describe('interop: docker/distribution 2.8.2 on the same storage', function () {
     const fh = await open(join(upload, 'data'), 'r+');
     await fh.write(Buffer.alloc(4096), 0, 4096, 0);
     await fh.close();
-    const ourLoc = `/v2/interop/up/blobs/uploads/${id}`;
-    expect((await req(ours!.url, 'PATCH', ourLoc, data.subarray(2 << 20))).status).to.equal(202);
-    const put = await req(ours!.url, 'PUT', `${ourLoc}?digest=${sha256(data)}`);
+    // distribution's own upload URL (with its signed _state), sent to us
+    const patchLoc = new URL(patch.headers.get('location')!, theirs!.url);
+    const ours2 = await req(ours!.url, 'PATCH', patchLoc.pathname + patchLoc.search, data.subarray(2 << 20));
+    expect(ours2.status, ours2.body.toString()).to.equal(202);
+    const ourLoc = new URL(ours2.headers.get('location')!);
+    const put = await req(ours!.url, 'PUT', `${ourLoc.pathname}${ourLoc.search}&digest=${sha256(data)}`);
     expect(put.status, put.body.toString()).to.equal(201);
   });
 
-  it('docker-registry finishes an upload that we began, from our saved hash state', async () => {
+  it('docker-registry finishes an upload that we began, through our upload URL and from our saved hash state', async () => {
     const data = randomBytes(3 << 20);
     const post = await req(ours!.url, 'POST', '/v2/interop/up2/blobs/uploads/');
     const id = post.headers.get('docker-upload-uuid')!;
-    const ourLoc = new URL(post.headers.get('location')!).pathname;
-    expect((await req(ours!.url, 'PATCH', ourLoc, data.subarray(0, 2 << 20))).status).to.equal(202);
+    const postLoc = new URL(post.headers.get('location')!);
+    const patch = await req(ours!.url, 'PATCH', postLoc.pathname + postLoc.search, data.subarray(0, 2 << 20));
+    expect(patch.status).to.equal(202);
     const upload = join(root, 'docker/registry/v2/repositories/interop/up2/_uploads', id);
-    const startedat = (await readFile(join(upload, 'startedat'), 'utf8')).trim();
     const fh = await open(join(upload, 'data'), 'r+');
     await fh.write(Buffer.alloc(4096), 0, 4096, 0);
     await fh.close();
-    const state = packUploadState('interop-secret', { name: 'interop/up2', uuid: id, offset: 2 << 20, startedat });
-    const theirLoc = `/v2/interop/up2/blobs/uploads/${id}?_state=${encodeURIComponent(state)}`;
-    const put = await req(theirs!.url, 'PUT', `${theirLoc}&digest=${sha256(data)}`, data.subarray(2 << 20), { 'Content-Type': 'application/octet-stream' });
+    // our upload URL (signed _state in distribution's format), sent to distribution
+    const theirLoc = new URL(patch.headers.get('location')!);
+    const put = await req(theirs!.url, 'PUT', `${theirLoc.pathname}${theirLoc.search}&digest=${sha256(data)}`, data.subarray(2 << 20), { 'Content-Type': 'application/octet-stream' });
     expect(put.status, put.body.toString()).to.equal(201);
     expect(put.headers.get('docker-content-digest')).to.equal(sha256(data));
   });
