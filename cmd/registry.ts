@@ -1,11 +1,14 @@
 #!/usr/bin/env node
-// The registry command: serve (more maintenance commands follow distribution's).
+// The registry command: serve, purge-uploads.
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { loadConfig } from '../lib/config/config.js';
 import { ConfigError } from '../lib/config/schema.js';
 import { createLogger } from '../lib/log.js';
 import { startRegistry } from '../lib/server.js';
+import { createDriver } from '../drivers/factory.js';
+import { parseDuration } from '../lib/config/duration.js';
+import { purgeUploads } from '../lib/storage/purgeUploads.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -42,6 +45,50 @@ program.command('serve')
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
+
+program.command('purge-uploads')
+  .description('remove upload sessions that started and were last written longer ago than the age')
+  .argument('[config]', 'configuration file (else REGISTRY_CONFIGURATION_PATH)')
+  .option('--older-than <duration>', 'age, such as 168h or 30m (default: storage.maintenance.uploadpurging.age, 168h)')
+  .option('--dry-run', 'report what would be removed, remove nothing')
+  .action(async (file: string | undefined, opts: { olderThan?: string; dryRun?: boolean }) => {
+    let config;
+    try {
+      config = loadConfig(file);
+    } catch (e) {
+      console.error(e instanceof ConfigError ? e.message : e);
+      process.exit(1);
+    }
+    const olderThanMs = opts.olderThan === undefined ? config.storage.uploadPurging.ageMs : parseDuration(opts.olderThan);
+    if (olderThanMs === null) {
+      console.error(`registry purge-uploads: --older-than must be a duration such as 168h or 30m, got ${opts.olderThan}`);
+      process.exit(2);
+    }
+    const driver = createDriver(config.storage.driver, config.storage.params);
+    const log = createLogger({ ...config.log, level: 'warn' });
+    const tty = process.stderr.isTTY === true;
+    let last = 0;
+    const started = Date.now();
+    const summary = await purgeUploads(driver, { log }, {
+      olderThanMs, dryRun: opts.dryRun === true,
+      onProgress: (s) => {
+        if (!tty || Date.now() - last < 100) return;
+        last = Date.now();
+        process.stderr.write(`\rscanned ${s.scanned} uploads, ${opts.dryRun ? 'would purge' : 'purged'} ${s.purged} (${formatBytes(s.bytes)})`);
+      },
+    });
+    if (tty) process.stderr.write('\r\x1b[K');
+    const verb = opts.dryRun ? 'would purge' : 'purged';
+    console.log(`${verb} ${summary.purged} of ${summary.scanned} uploads (${formatBytes(summary.bytes)}), kept ${summary.kept}, errors ${summary.errors}, in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    process.exit(summary.errors ? 1 : 0);
+  });
+
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
 
 program.parseAsync(process.argv).catch((e) => {
   console.error(e);

@@ -11,6 +11,7 @@ import { type BlobDescriptorCache, MemoryDescriptorCache, NoopDescriptorCache } 
 import type { Config } from './config/config.js';
 import { ConfigError } from './config/schema.js';
 import { Registry } from './storage/registry.js';
+import { UploadPurger } from './storage/uploadPurger.js';
 
 export interface RunningRegistry {
   server: http.Server;
@@ -76,9 +77,15 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
     ? `${config.http.tls ? 'https' : 'http'}://${(a as AddressInfo).family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
     : String(a);
   log.info({ addr: url, storage: config.storage.driver }, 'listening');
+  const up = config.storage.uploadPurging;
+  const purger = up.enabled && !config.storage.readOnly
+    ? new UploadPurger(driver, { ageMs: up.ageMs, intervalMs: up.intervalMs, dryRun: up.dryRun }, log)
+    : null;
+  purger?.start();
   return {
     server, registry, driver, url,
     close: () => new Promise<void>((resolve) => {
+      void purger?.stop();
       // Connections that finish their request while draining close at once.
       const idle = setInterval(() => server.closeIdleConnections(), 50);
       server.close(() => { clearInterval(idle); resolve(); });
