@@ -11,6 +11,8 @@ import { type BlobDescriptorCache, MemoryDescriptorCache, NoopDescriptorCache } 
 import type { Config } from './config/config.js';
 import { ConfigError } from './config/schema.js';
 import { Registry } from './storage/registry.js';
+import { createRedis, type RedisClient } from './cache/redisClient.js';
+import { RedisDescriptorCache } from './cache/redisDescriptorCache.js';
 import { UploadPurger } from './storage/uploadPurger.js';
 
 export interface RunningRegistry {
@@ -29,11 +31,15 @@ export function parseAddr(addr: string): { host?: string; port: number } {
   return { host: host || undefined, port: Number(m[3]) };
 }
 
-function createCache(config: Config): BlobDescriptorCache {
+function createCache(config: Config, log: Logger): { cache: BlobDescriptorCache; redis?: RedisClient } {
   switch (config.storage.cache.blobdescriptor) {
-    case 'inmemory': return new MemoryDescriptorCache(config.storage.cache.size);
-    case 'redis': throw new ConfigError('storage.cache.blobdescriptor', 'redis is not implemented yet; use inmemory');
-    default: return new NoopDescriptorCache();
+    case 'inmemory': return { cache: new MemoryDescriptorCache(config.storage.cache.size) };
+    case 'redis': {
+      const redis = createRedis(config.redis ?? {});
+      redis.on('error', () => { /* counted and logged by the cache on use */ });
+      return { cache: new RedisDescriptorCache(redis, log), redis };
+    }
+    default: return { cache: new NoopDescriptorCache() };
   }
 }
 
@@ -51,7 +57,8 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
     allow: compile(config.validation.urlsAllow, 'validation.manifests.urls.allow'),
     deny: compile(config.validation.urlsDeny, 'validation.manifests.urls.deny'),
   };
-  const registry = new Registry(driver, createCache(config), { urlPolicy });
+  const { cache, redis } = createCache(config, log);
+  const registry = new Registry(driver, cache, { urlPolicy });
   const app = createApp(registry, config, log);
   const server = config.http.tls
     ? https.createServer({
@@ -88,7 +95,7 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
       void purger?.stop();
       // Connections that finish their request while draining close at once.
       const idle = setInterval(() => server.closeIdleConnections(), 50);
-      server.close(() => { clearInterval(idle); resolve(); });
+      server.close(() => { clearInterval(idle); redis?.disconnect(); resolve(); });
       server.closeIdleConnections();
       if (config.http.drainTimeoutMs > 0) setTimeout(() => server.closeAllConnections(), config.http.drainTimeoutMs).unref();
     }),

@@ -63,6 +63,8 @@ export class LinkedBlobStore {
 
   /** Removes the link (the blob itself stays for garbage collection). */
   async unlink(ctx: DriverContext, dgst: string): Promise<void> {
+    // Invalidate first (a cache that cannot be cleared stops the delete), and
+    // again after, in case a concurrent read cached the link in between.
     await this.blobStore.cache.deleteInRepo(this.repo, dgst);
     const linkDir = this.linkPath(this.repo, dgst).replace(/\/link$/, '');
     try {
@@ -70,6 +72,8 @@ export class LinkedBlobStore {
     } catch (e) {
       if (isNotFound(e)) throw this.unknown(dgst);
       throw e;
+    } finally {
+      await this.blobStore.cache.deleteInRepo(this.repo, dgst).catch(() => {});
     }
   }
 }

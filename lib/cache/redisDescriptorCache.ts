@@ -1,0 +1,100 @@
+// Blob-descriptor cache in Redis with distribution's key schema, so a mixed
+// fleet can share one cache:
+//   blobs::<digest>                       hash: digest, size, mediatype
+//   repository::<name>::blobs             set of digests linked into <name>
+//   repository::<name>::blobs::<digest>   hash: digest, mediatype
+// Every failure of a lookup (Redis down, slow, or replying nonsense) reads as a
+// miss and is logged and counted: requests then go to storage. Invalidation
+// is strict: a delete that cannot clear its entry fails (503) before anything
+// is deleted, so no node can serve what was deleted from a stale entry.
+import type { Logger } from 'pino';
+import { err } from '../errors.js';
+import type { BlobDescriptorCache, Descriptor } from './descriptorCache.js';
+import type { RedisClient } from './redisClient.js';
+
+const blobKey = (d: string) => `blobs::${d}`;
+const repoSetKey = (r: string) => `repository::${r}::blobs`;
+const repoBlobKey = (r: string, d: string) => `repository::${r}::blobs::${d}`;
+
+export class RedisDescriptorCache implements BlobDescriptorCache {
+  /** Redis errors seen (a counter for operators and tests). */
+  errors = 0;
+  private lastLog = 0;
+
+  constructor(readonly redis: RedisClient, private readonly log: Logger) {}
+
+  private failed(op: string, e: unknown): undefined {
+    this.errors++;
+    // One line per second at most: a Redis outage must not flood the log.
+    if (Date.now() - this.lastLog > 1000) {
+      this.lastLog = Date.now();
+      this.log.warn({ op, err: (e as Error)?.message, errors: this.errors }, 'redis descriptor cache unavailable; using storage');
+    }
+    return undefined;
+  }
+
+  private static parse(dgst: string, digest: unknown, size: unknown, mediaType: unknown): Descriptor | undefined {
+    if (digest !== dgst || typeof size !== 'string' || !/^\d+$/.test(size)) return undefined;
+    return { digest: dgst, size: Number(size), mediaType: typeof mediaType === 'string' && mediaType ? mediaType : 'application/octet-stream' };
+  }
+
+  async get(dgst: string): Promise<Descriptor | undefined> {
+    try {
+      const [d, size, mt] = await this.redis.hmget(blobKey(dgst), 'digest', 'size', 'mediatype');
+      return RedisDescriptorCache.parse(dgst, d, size, mt);
+    } catch (e) { return this.failed('get', e); }
+  }
+
+  async set(desc: Descriptor): Promise<void> {
+    try {
+      await this.redis.multi()
+        .hset(blobKey(desc.digest), 'digest', desc.digest, 'size', String(desc.size))
+        .hsetnx(blobKey(desc.digest), 'mediatype', desc.mediaType)
+        .exec();
+    } catch (e) { this.failed('set', e); }
+  }
+
+  /** Invalidation is strict: a delete whose cache entry might survive must fail. */
+  private unavailable(op: string, e: unknown): never {
+    this.failed(op, e);
+    throw err('UNAVAILABLE', 'the blob-descriptor cache (redis) is unavailable; deletes are refused until it is back, so no node serves what was deleted', undefined, 503);
+  }
+
+  async delete(dgst: string): Promise<void> {
+    try { await this.redis.del(blobKey(dgst)); } catch (e) { this.unavailable('delete', e); }
+  }
+
+  async getInRepo(repo: string, dgst: string): Promise<Descriptor | undefined> {
+    try {
+      // One round trip: membership, the repository's media type, the global descriptor.
+      const res = await this.redis.multi()
+        .sismember(repoSetKey(repo), dgst)
+        .hget(repoBlobKey(repo, dgst), 'mediatype')
+        .hmget(blobKey(dgst), 'digest', 'size')
+        .exec();
+      if (!res || res.some(([err]) => err)) return undefined;
+      if (res[0][1] !== 1) return undefined;
+      const [d, size] = res[2][1] as (string | null)[];
+      return RedisDescriptorCache.parse(dgst, d, size, res[1][1]);
+    } catch (e) { return this.failed('getInRepo', e); }
+  }
+
+  async setInRepo(repo: string, desc: Descriptor): Promise<void> {
+    try {
+      await this.redis.multi()
+        .sadd(repoSetKey(repo), desc.digest)
+        .hset(repoBlobKey(repo, desc.digest), 'digest', desc.digest, 'mediatype', desc.mediaType)
+        .hset(blobKey(desc.digest), 'digest', desc.digest, 'size', String(desc.size))
+        .hsetnx(blobKey(desc.digest), 'mediatype', desc.mediaType)
+        .exec();
+    } catch (e) { this.failed('setInRepo', e); }
+  }
+
+  async deleteInRepo(repo: string, dgst: string): Promise<void> {
+    try {
+      const res = await this.redis.multi().srem(repoSetKey(repo), dgst).del(repoBlobKey(repo, dgst)).exec();
+      const failed = res?.find(([e]) => e);
+      if (!res || failed) throw failed?.[0] ?? new Error('transaction aborted');
+    } catch (e) { this.unavailable('deleteInRepo', e); }
+  }
+}
