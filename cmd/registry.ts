@@ -8,7 +8,9 @@ import { createLogger } from '../lib/log.js';
 import { startRegistry } from '../lib/server.js';
 import { createDriver } from '../drivers/factory.js';
 import { parseDuration } from '../lib/config/duration.js';
-import { purgeUploads } from '../lib/storage/purgeUploads.js';
+import { type PurgeSummary, purgeUploads } from '../lib/storage/purgeUploads.js';
+import { createRedis } from '../lib/cache/redisClient.js';
+import { UPLOAD_PURGE_LOCK, withRedisLock } from '../lib/cache/redisLock.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -69,14 +71,36 @@ program.command('purge-uploads')
     const tty = process.stderr.isTTY === true;
     let last = 0;
     const started = Date.now();
-    const summary = await purgeUploads(driver, { log }, {
-      olderThanMs, dryRun: opts.dryRun === true,
-      onProgress: (s) => {
-        if (!tty || Date.now() - last < 100) return;
-        last = Date.now();
-        process.stderr.write(`\rscanned ${s.scanned} uploads, ${opts.dryRun ? 'would purge' : 'purged'} ${s.purged} (${formatBytes(s.bytes)})`);
-      },
-    });
+    let summary: PurgeSummary | undefined;
+    const purge = async () => {
+      summary = await purgeUploads(driver, { log }, {
+        olderThanMs, dryRun: opts.dryRun === true,
+        onProgress: (s) => {
+          if (!tty || Date.now() - last < 100) return;
+          last = Date.now();
+          process.stderr.write(`\rscanned ${s.scanned} uploads, ${opts.dryRun ? 'would purge' : 'purged'} ${s.purged} (${formatBytes(s.bytes)})`);
+        },
+      });
+    };
+    if (config.redis) {
+      // The serving nodes' lock: never purge alongside one of them.
+      const redis = createRedis(config.redis);
+      redis.on('error', () => {});
+      try {
+        if (!(await withRedisLock(redis, UPLOAD_PURGE_LOCK, 5 * 60_000, purge))) {
+          console.error(`registry purge-uploads: another registry node is purging uploads (Redis lock ${UPLOAD_PURGE_LOCK}); try again later`);
+          process.exit(3);
+        }
+      } catch (e) {
+        console.error(`registry purge-uploads: cannot take the purge lock in Redis: ${(e as Error).message}`);
+        process.exit(1);
+      } finally {
+        redis.disconnect();
+      }
+    } else {
+      await purge();
+    }
+    if (!summary) process.exit(1);
     if (tty) process.stderr.write('\r\x1b[K');
     const verb = opts.dryRun ? 'would purge' : 'purged';
     console.log(`${verb} ${summary.purged} of ${summary.scanned} uploads (${formatBytes(summary.bytes)}), kept ${summary.kept}, errors ${summary.errors}, in ${((Date.now() - started) / 1000).toFixed(1)}s`);

@@ -57,7 +57,14 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
     allow: compile(config.validation.urlsAllow, 'validation.manifests.urls.allow'),
     deny: compile(config.validation.urlsDeny, 'validation.manifests.urls.deny'),
   };
-  const { cache, redis } = createCache(config, log);
+  const created = createCache(config, log);
+  const cache = created.cache;
+  // The redis section also coordinates the cluster (the purge lock), cache or not.
+  let redis = created.redis;
+  if (!redis && config.redis) {
+    redis = createRedis(config.redis);
+    redis.on('error', () => {});
+  }
   const registry = new Registry(driver, cache, { urlPolicy });
   const app = createApp(registry, config, log);
   const server = config.http.tls
@@ -86,7 +93,7 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   log.info({ addr: url, storage: config.storage.driver }, 'listening');
   const up = config.storage.uploadPurging;
   const purger = up.enabled && !config.storage.readOnly
-    ? new UploadPurger(driver, { ageMs: up.ageMs, intervalMs: up.intervalMs, dryRun: up.dryRun }, log)
+    ? new UploadPurger(driver, { ageMs: up.ageMs, intervalMs: up.intervalMs, dryRun: up.dryRun }, log, redis)
     : null;
   purger?.start();
   return {

@@ -3,6 +3,10 @@
 import type { Logger } from 'pino';
 import type { StorageDriver } from '../../drivers/driver.js';
 import { purgeUploads } from './purgeUploads.js';
+import type { RedisClient } from '../cache/redisClient.js';
+import { UPLOAD_PURGE_LOCK, withRedisLock } from '../cache/redisLock.js';
+
+const LOCK_TTL_MS = 5 * 60_000;
 
 export interface PurgerConfig { ageMs: number; intervalMs: number; dryRun: boolean }
 
@@ -11,7 +15,13 @@ export class UploadPurger {
   private running: Promise<void> | null = null;
   private stopped = false;
 
-  constructor(private readonly driver: StorageDriver, private readonly cfg: PurgerConfig, private readonly log: Logger) {}
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly cfg: PurgerConfig,
+    private readonly log: Logger,
+    /** With Redis, one node of the cluster purges at a time. */
+    private readonly redis?: RedisClient,
+  ) {}
 
   start(): void {
     // A random first delay keeps nodes started together from purging together.
@@ -27,10 +37,17 @@ export class UploadPurger {
   }
 
   async runOnce(): Promise<void> {
-    try {
+    const purge = async () => {
       const s = await purgeUploads(this.driver, { log: this.log }, { olderThanMs: this.cfg.ageMs, dryRun: this.cfg.dryRun });
       this.log.info({ ...s, dryRun: this.cfg.dryRun }, 'upload purge finished');
+    };
+    try {
+      if (!this.redis) { await purge(); return; }
+      if (!(await withRedisLock(this.redis, UPLOAD_PURGE_LOCK, LOCK_TTL_MS, purge))) {
+        this.log.info('upload purge skipped: another node holds the lock');
+      }
     } catch (e) {
+      // Redis unreachable: skip this run rather than purge uncoordinated.
       this.log.error({ err: e }, 'upload purge failed');
     }
   }

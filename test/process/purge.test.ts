@@ -4,7 +4,8 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { REGISTRY_BIN, spawnRegistry, tempDir } from '../helpers/registry.js';
+import { REGISTRY_BIN, requireTool, spawnRegistry, tempDir } from '../helpers/registry.js';
+import { startRedis } from '../helpers/redis.js';
 import { req } from '../helpers/http.js';
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -68,6 +69,43 @@ describe('upload purging', function () {
     const bad = await run(['purge-uploads', cfg, '--older-than', 'soon']);
     expect(bad.code).to.equal(2);
     expect(bad.stderr).to.include('--older-than must be a duration');
+  });
+
+  it('in a cluster, only the node holding the Redis lock purges', async function () {
+    if (!requireTool(this, 'redis-server')) return;
+    const redis = await startRedis();
+    try {
+      await writeFile(cfg, `version: 0.1\nlog:\n  level: info\n  formatter: json\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 168h\n      interval: 200ms\nredis:\n  addr: ${redis.addr}\nhttp:\n  secret: s\n`);
+      // Another node holds the lock.
+      await redis.client.set('registry::maintenance::uploadpurging::lock', 'other-node', 'PX', 60000);
+      const r = await spawnRegistry(cfg);
+      try {
+        const ids = await makeUploads(r.url);
+        await new Promise((s) => setTimeout(s, 1500));
+        expect(await readdir(uploads('a/stale'))).to.deep.equal([ids.stale]);
+        expect(r.output()).to.include('another node holds the lock');
+        const cli = await run(['purge-uploads', cfg]);
+        expect(cli.code).to.equal(3);
+        expect(cli.stderr).to.include('another registry node is purging uploads');
+        await redis.client.del('registry::maintenance::uploadpurging::lock');
+        const deadline = Date.now() + 10000;
+        while ((await readdir(uploads('a/stale'))).length > 0) {
+          if (Date.now() > deadline) throw new Error(`stale upload not purged after the lock was freed:\n${r.output()}`);
+          await new Promise((s) => setTimeout(s, 100));
+        }
+        // released after each run (runs come every 200 ms: poll for a gap)
+        let released = false;
+        for (let i = 0; i < 50 && !released; i++) {
+          released = (await redis.client.get('registry::maintenance::uploadpurging::lock')) === null;
+          if (!released) await new Promise((s) => setTimeout(s, 20));
+        }
+        expect(released).to.equal(true);
+      } finally {
+        await r.stop();
+      }
+    } finally {
+      await redis.stop();
+    }
   });
 
   it('serve purges stale uploads on its timer', async () => {

@@ -1,0 +1,26 @@
+// A lock with expiry in Redis (SET NX PX), for work only one node of a
+// cluster should do at a time. The expiry frees it if its holder dies; the
+// holder refreshes it while working and releases only its own token.
+import { randomBytes } from 'node:crypto';
+import type { RedisClient } from './redisClient.js';
+
+const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+const REFRESH = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+
+/** Runs fn holding the lock; returns false (without running fn) if another holder has it. */
+export async function withRedisLock(redis: RedisClient, key: string, ttlMs: number, fn: () => Promise<void>): Promise<boolean> {
+  const token = randomBytes(16).toString('hex');
+  const ok = await redis.set(key, token, 'PX', ttlMs, 'NX');
+  if (ok !== 'OK') return false;
+  const refresh = setInterval(() => { redis.eval(REFRESH, 1, key, token, String(ttlMs)).catch(() => {}); }, Math.max(1000, ttlMs / 3));
+  refresh.unref();
+  try {
+    await fn();
+  } finally {
+    clearInterval(refresh);
+    await redis.eval(RELEASE, 1, key, token).catch(() => {});
+  }
+  return true;
+}
+
+export const UPLOAD_PURGE_LOCK = 'registry::maintenance::uploadpurging::lock';
