@@ -9,7 +9,7 @@ import { startRegistry } from '../lib/server.js';
 import { createDriver } from '../drivers/factory.js';
 import { parseDuration } from '../lib/config/duration.js';
 import { type PurgeSummary, purgeUploads } from '../lib/storage/purgeUploads.js';
-import { createRedis } from '../lib/cache/redisClient.js';
+import { createRedis, waitReady } from '../lib/cache/redisClient.js';
 import { UPLOAD_PURGE_LOCK, withRedisLock } from '../lib/cache/redisLock.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -87,6 +87,7 @@ program.command('purge-uploads')
       const redis = createRedis(config.redis);
       redis.on('error', () => {});
       try {
+        await waitReady(redis, 10_000);
         if (!(await withRedisLock(redis, UPLOAD_PURGE_LOCK, 5 * 60_000, purge))) {
           console.error(`registry purge-uploads: another registry node is purging uploads (Redis lock ${UPLOAD_PURGE_LOCK}); try again later`);
           process.exit(3);

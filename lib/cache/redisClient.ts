@@ -50,3 +50,13 @@ export function createRedis(cfg: RedisSection): RedisClient {
   }
   return new Redis({ ...options, ...hostPort(addrs[0]) });
 }
+
+/** Resolves once the client is connected (commands fail fast before that: no offline queue). */
+export function waitReady(redis: RedisClient, ms: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => { redis.removeListener('ready', onReady); reject(new Error(`redis not ready after ${ms} ms`)); }, ms);
+    const onReady = () => { clearTimeout(t); resolve(); };
+    redis.once('ready', onReady);
+  });
+}
