@@ -107,7 +107,8 @@ describe('API: manifests, tags, referrers, catalog', () => {
     const img = image(2);
     await pushBlob(u, 'm/missing', img.config.data, img.config.digest); // layers missing
     const res = await expectError(req(u, 'PUT', '/v2/m/missing/manifests/v1', img.manifest.data, { 'Content-Type': OCI_MANIFEST }), 400, 'MANIFEST_BLOB_UNKNOWN');
-    expect(res.body.toString()).to.include(img.layers[0].digest.slice(0, 20));
+    const named = img.layers.filter((l) => res.body.toString().includes(l.digest));
+    expect(named, 'the error names a missing layer').to.have.length(1);
     const idx = index([{ img, arch: 'amd64' }]);
     await expectError(req(u, 'PUT', '/v2/m/missing/manifests/idx', idx.data, { 'Content-Type': OCI_INDEX }), 400, 'MANIFEST_BLOB_UNKNOWN');
     await expectError(req(u, 'GET', '/v2/m/missing/manifests/v1'), 404, 'MANIFEST_UNKNOWN');

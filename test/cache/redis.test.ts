@@ -64,6 +64,20 @@ describe('cache: redis blob descriptors', function () {
     await expectError(req(b.url, 'HEAD', `/v2/shared/repo/blobs/${d}`), 404, 'BLOB_UNKNOWN');
   });
 
+  it('answers from storage when Redis is too slow', async () => {
+    const data = randomBytes(100);
+    const d = sha256(data);
+    await pushBlob(a.url, 'slow/repo', data, d);
+    const before = cacheOf(a).errors;
+    await redis.client.call('CLIENT', 'PAUSE', '3000', 'ALL'); // every other client stalls
+    const blocker = new Promise((r) => setTimeout(r, 3000));
+    const res = await req(a.url, 'GET', `/v2/slow/repo/blobs/${d}`);
+    expect(res.status).to.equal(200);
+    expect(res.body.equals(data)).to.equal(true);
+    expect(cacheOf(a).errors).to.be.greaterThan(before); // it timed out rather than waited
+    await blocker;
+  });
+
   it('keeps serving from storage while Redis is down, refuses deletes, and uses Redis again once it is back', async () => {
     const data = randomBytes(100);
     const d = sha256(data);
