@@ -6,7 +6,8 @@ import { open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestRegistry, requireTool, startTestRegistry, tempDir } from '../helpers/registry.js';
 import { type Distribution, startDistribution } from '../helpers/distribution.js';
-import { req } from '../helpers/http.js';
+import { pushBlob, req } from '../helpers/http.js';
+import { type TestRedis, startRedis } from '../helpers/redis.js';
 import { hostOf, skopeo } from '../helpers/skopeo.js';
 import { image, imageBlobs, index, sha256, writeLayout } from '../helpers/ociLayout.js';
 
@@ -110,5 +111,57 @@ describe('interop: docker/distribution 2.8.2 on the same storage', function () {
     const put = await req(theirs!.url, 'PUT', `${theirLoc.pathname}${theirLoc.search}&digest=${sha256(data)}`, data.subarray(2 << 20), { 'Content-Type': 'application/octet-stream' });
     expect(put.status, put.body.toString()).to.equal(201);
     expect(put.headers.get('docker-content-digest')).to.equal(sha256(data));
+  });
+});
+
+describe('interop: docker/distribution 2.8.2 and us sharing one Redis descriptor cache', function () {
+  this.timeout(60000);
+  let dir: string;
+  let root: string;
+  let redis: TestRedis;
+  let ours: TestRegistry | undefined;
+  let theirs: Distribution | undefined;
+
+  before(async function () {
+    requireTool(this, 'docker-registry');
+    requireTool(this, 'redis-server');
+    redis = await startRedis();
+    dir = await tempDir('interop-redis-');
+    root = join(dir, 'store');
+    ours = await startTestRegistry(`redis:\n  addr: ${redis.addr}\n`, { root, secret: 'interop-secret', cache: 'redis' });
+    theirs = await startDistribution(root, dir, 'interop-secret', `  cache:\n    blobdescriptor: redis\nredis:\n  addr: ${redis.addr}\n`);
+  });
+  after(async () => {
+    await ours?.stop();
+    await theirs?.stop();
+    await redis?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const linkDir = (repo: string, d: string) => join(root, 'docker/registry/v2/repositories', repo, '_layers/sha256', d.slice(7));
+
+  it('we read the entries distribution writes', async () => {
+    const data = randomBytes(777);
+    const d = sha256(data);
+    const post = await req(theirs!.url, 'POST', '/v2/mixed/a/blobs/uploads/');
+    const loc = new URL(post.headers.get('location')!, theirs!.url);
+    expect((await req(theirs!.url, 'PUT', `${loc.pathname}${loc.search}&digest=${d}`, data)).status).to.equal(201);
+    expect((await req(theirs!.url, 'HEAD', `/v2/mixed/a/blobs/${d}`)).status).to.equal(200);
+    expect(await redis.client.hget(`blobs::${d}`, 'size')).to.equal('777');
+    expect(await redis.client.sismember('repository::mixed/a::blobs', d)).to.equal(1);
+    await rm(linkDir('mixed/a', d), { recursive: true }); // only the shared cache still knows
+    const head = await req(ours!.url, 'HEAD', `/v2/mixed/a/blobs/${d}`);
+    expect(head.status).to.equal(200);
+    expect(head.headers.get('content-length')).to.equal('777');
+  });
+
+  it('distribution reads the entries we write', async () => {
+    const data = randomBytes(555);
+    const d = sha256(data);
+    await pushBlob(ours!.url, 'mixed/b', data, d);
+    await rm(linkDir('mixed/b', d), { recursive: true });
+    const head = await req(theirs!.url, 'HEAD', `/v2/mixed/b/blobs/${d}`);
+    expect(head.status).to.equal(200);
+    expect(head.headers.get('content-length')).to.equal('555');
   });
 });
