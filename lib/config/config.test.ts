@@ -75,3 +75,13 @@ describe('config: distribution config.yml', () => {
     expect(parseDuration('h')).to.equal(null);
   });
 });
+
+describe('config: the shipped examples', () => {
+  it('config/config.yml and config/cluster.yml parse', async () => {
+    const { readFileSync } = await import('node:fs');
+    for (const f of ['config/config.yml', 'config/cluster.yml']) {
+      const c = parseConfig(readFileSync(new URL(`../../../${f}`, import.meta.url), 'utf8'), {});
+      expect(c.storage.driver, f).to.equal('filesystem');
+    }
+  });
+});
