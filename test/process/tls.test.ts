@@ -1,0 +1,40 @@
+// http.tls: the registry serves HTTPS with the configured certificate.
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import * as https from 'node:https';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { parseConfig } from '../../lib/config/config.js';
+import { startRegistry } from '../../lib/server.js';
+import { requireTool, tempDir } from '../helpers/registry.js';
+
+describe('http.tls', function () {
+  this.timeout(30000);
+  it('serves the API over HTTPS with the given certificate and key', async function () {
+    if (!requireTool(this, 'openssl')) return;
+    const dir = await tempDir('registry-tls-');
+    try {
+      const cert = join(dir, 'cert.pem');
+      const key = join(dir, 'key.pem');
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+      const config = parseConfig(`version: 0.1\nstorage: inmemory\nhttp:\n  addr: 127.0.0.1:0\n  secret: s\n  tls:\n    certificate: ${cert}\n    key: ${key}\n`, {});
+      const r = await startRegistry(config, pino({ level: 'silent' }));
+      try {
+        expect(r.url).to.match(/^https:\/\//);
+        const { status, peerCert } = await new Promise<{ status: number; peerCert: string }>((resolve, reject) => {
+          https.get(`${r.url}/v2/`, { rejectUnauthorized: false }, (res) => {
+            res.resume();
+            resolve({ status: res.statusCode!, peerCert: (res.socket as import('node:tls').TLSSocket).getPeerCertificate().subject.CN as string });
+          }).on('error', reject);
+        });
+        expect(status).to.equal(200);
+        expect(peerCert).to.equal('127.0.0.1');
+      } finally {
+        await r.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
