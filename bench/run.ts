@@ -49,7 +49,7 @@ async function start(name: 'ours' | 'distribution', base: string): Promise<Targe
   // Same settings for both: filesystem, in-memory descriptor cache, no access log.
   await writeFile(cfg, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bench\n`);
   const proc = name === 'ours'
-    ? spawn(process.execPath, [join(REPO_ROOT, 'dist/cmd/registry.js'), 'serve', cfg], { stdio: 'ignore', detached: true })
+    ? spawn(process.execPath, ['--initial-old-space-size=64', join(REPO_ROOT, 'dist/cmd/registry.js'), 'serve', cfg], { stdio: 'ignore', detached: true })
     : spawn('docker-registry', ['serve', cfg], { stdio: 'ignore', detached: true });
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/v2/`);

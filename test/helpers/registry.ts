@@ -63,7 +63,7 @@ export interface ChildRegistry { url: string; proc: ChildProcess; output: () => 
 /** Runs `registry serve` as a child process in its own process group. */
 export async function spawnRegistry(configFile: string, env: Record<string, string> = {}): Promise<ChildRegistry> {
   const port = await freePort();
-  const proc = spawn(process.execPath, [REGISTRY_BIN, 'serve', configFile], {
+  const proc = spawn(process.execPath, ['--initial-old-space-size=64', REGISTRY_BIN, 'serve', configFile], {
     env: { ...process.env, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
