@@ -5,7 +5,7 @@
 // third of the push time; 64 MiB removes them (docs/performance.md).
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { loadConfig } from '../lib/config/config.js';
+import { type Config, loadConfig } from '../lib/config/config.js';
 import { ConfigError } from '../lib/config/schema.js';
 import { createLogger } from '../lib/log.js';
 import { startRegistry } from '../lib/server.js';
@@ -21,17 +21,21 @@ const program = new Command('registry')
   .description('OCI Distribution / Docker Registry v2 server')
   .version(pkg.version, '-v, --version');
 
+/** Loads the configuration, or says which key is wrong and exits 1. */
+function configOrExit(file: string | undefined): Config {
+  try {
+    return loadConfig(file);
+  } catch (e) {
+    console.error(e instanceof ConfigError ? e.message : e);
+    process.exit(1);
+  }
+}
+
 program.command('serve')
   .description('serve the registry API')
   .argument('[config]', 'configuration file (else REGISTRY_CONFIGURATION_PATH)')
   .action(async (file?: string) => {
-    let config;
-    try {
-      config = loadConfig(file);
-    } catch (e) {
-      console.error(e instanceof ConfigError ? e.message : e);
-      process.exit(1);
-    }
+    const config = configOrExit(file);
     const log = createLogger(config.log);
     if (!process.execArgv.some((a) => a.startsWith('--initial-old-space-size'))) {
       log.info('node was started without --initial-old-space-size (the registry command sets 64): pushes run about a third slower (docs/performance.md)');
@@ -60,13 +64,7 @@ program.command('purge-uploads')
   .option('--older-than <duration>', 'age, such as 168h or 30m (default: storage.maintenance.uploadpurging.age, 168h)')
   .option('--dry-run', 'report what would be removed, remove nothing')
   .action(async (file: string | undefined, opts: { olderThan?: string; dryRun?: boolean }) => {
-    let config;
-    try {
-      config = loadConfig(file);
-    } catch (e) {
-      console.error(e instanceof ConfigError ? e.message : e);
-      process.exit(1);
-    }
+    const config = configOrExit(file);
     const olderThanMs = opts.olderThan === undefined ? config.storage.uploadPurging.ageMs : parseDuration(opts.olderThan);
     if (olderThanMs === null) {
       console.error(`registry purge-uploads: --older-than must be a duration such as 168h or 30m, got ${opts.olderThan}`);
