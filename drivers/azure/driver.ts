@@ -1,0 +1,181 @@
+// Azure Blob driver (@azure/storage-blob). Files being written are append
+// blobs: any process can continue one (its size is the blob's length), and
+// its bytes are readable before commit, so an upload resumes anywhere.
+import {
+  AnonymousCredential, BlobSASPermissions, BlobServiceClient, type ContainerClient, RestError,
+  StorageSharedKeyCredential,
+} from '@azure/storage-blob';
+import { Readable } from 'node:stream';
+import {
+  type DriverContext, type FileInfo, type FileWriter, type StorageDriver, type WalkResult,
+  InvalidOffsetError, PathNotFoundError, StorageDriverError,
+} from '../driver.js';
+import { walkByList } from '../base.js';
+
+const NAME = 'azure';
+const APPEND_MAX = 4 << 20; // the append-block limit every service version accepts
+const REDIRECT_TTL_MS = 20 * 60_000;
+
+export interface AzureParams {
+  accountname: string;
+  accountkey?: string;
+  container: string;
+  realm?: string;
+  serviceurl?: string;
+  rootdirectory?: string;
+}
+
+const notFound = (e: unknown) => e instanceof RestError && e.statusCode === 404;
+
+export class AzureDriver implements StorageDriver {
+  readonly container: ContainerClient;
+  private readonly root: string;
+  private readonly canSign: boolean;
+
+  constructor(params: AzureParams) {
+    const cred = params.accountkey ? new StorageSharedKeyCredential(params.accountname, params.accountkey) : new AnonymousCredential();
+    const url = params.serviceurl ?? `https://${params.accountname}.blob.${params.realm ?? 'core.windows.net'}`;
+    this.container = new BlobServiceClient(url, cred).getContainerClient(params.container);
+    this.root = (params.rootdirectory ?? '').replace(/^\/+|\/+$/g, '');
+    this.canSign = Boolean(params.accountkey);
+  }
+
+  name(): string { return NAME; }
+
+  private key(p: string): string {
+    const rel = p === '/' ? '' : p.slice(1);
+    return this.root ? (rel ? `${this.root}/${rel}` : this.root) : rel;
+  }
+
+  private pathOf(key: string): string {
+    const rel = this.root ? key.slice(this.root.length + 1) : key;
+    return `/${rel.replace(/\/$/, '')}`;
+  }
+
+  private dirPrefix(p: string): string {
+    const k = this.key(p);
+    return k ? `${k}/` : '';
+  }
+
+  async getContent(_ctx: DriverContext, p: string): Promise<Buffer> {
+    try {
+      return await this.container.getBlobClient(this.key(p)).downloadToBuffer();
+    } catch (e) {
+      if (notFound(e)) throw new PathNotFoundError(p, NAME);
+      throw e;
+    }
+  }
+
+  async putContent(_ctx: DriverContext, p: string, content: Buffer): Promise<void> {
+    // One PUT replaces the blob whole: readers see the old content or the new.
+    await this.container.getBlockBlobClient(this.key(p)).uploadData(content);
+  }
+
+  async reader(_ctx: DriverContext, p: string, offset: number): Promise<Readable> {
+    const blob = this.container.getBlobClient(this.key(p));
+    let size: number;
+    try {
+      size = (await blob.getProperties()).contentLength ?? 0;
+    } catch (e) {
+      if (notFound(e)) throw new PathNotFoundError(p, NAME);
+      throw e;
+    }
+    if (offset < 0 || offset > size) throw new InvalidOffsetError(p, offset, NAME);
+    if (offset === size) return Readable.from([]);
+    const res = await blob.download(offset);
+    return res.readableStreamBody as Readable;
+  }
+
+  async writer(_ctx: DriverContext, p: string, append: boolean): Promise<FileWriter> {
+    const blob = this.container.getAppendBlobClient(this.key(p));
+    let size = 0;
+    if (append) {
+      try {
+        const props = await blob.getProperties();
+        if (props.blobType !== 'AppendBlob') throw new StorageDriverError(`${NAME}: ${p} was not written by a writer and cannot be appended to`, NAME);
+        size = props.contentLength ?? 0;
+      } catch (e) {
+        if (notFound(e)) throw new PathNotFoundError(p, NAME);
+        throw e;
+      }
+    } else {
+      await blob.create();
+    }
+    let state: 'open' | 'closed' | 'committed' | 'cancelled' = 'open';
+    const ensureOpen = () => { if (state !== 'open') throw new StorageDriverError(`${NAME}: writer is ${state}`, NAME); };
+    return {
+      async write(chunk: Buffer) {
+        ensureOpen();
+        for (let off = 0; off < chunk.length; off += APPEND_MAX) {
+          const part = chunk.subarray(off, Math.min(chunk.length, off + APPEND_MAX));
+          // The offset condition makes a retried or racing append fail instead of duplicating bytes.
+          await blob.appendBlock(part, part.length, { conditions: { appendPosition: size } });
+          size += part.length;
+        }
+      },
+      size: () => size,
+      async close() { if (state === 'open') state = 'closed'; },
+      async cancel() {
+        if (state === 'committed') throw new StorageDriverError(`${NAME}: writer already committed`, NAME);
+        state = 'cancelled';
+        await blob.deleteIfExists();
+      },
+      async commit() { ensureOpen(); state = 'committed'; },
+    };
+  }
+
+  async stat(_ctx: DriverContext, p: string): Promise<FileInfo> {
+    if (p !== '/') {
+      try {
+        const props = await this.container.getBlobClient(this.key(p)).getProperties();
+        return { path: p, size: props.contentLength ?? 0, modTime: props.lastModified ?? new Date(0), isDir: false };
+      } catch (e) {
+        if (!notFound(e)) throw e;
+      }
+    }
+    const page = await this.container.listBlobsFlat({ prefix: this.dirPrefix(p) }).byPage({ maxPageSize: 1 }).next();
+    if (p === '/' || (!page.done && page.value.segment.blobItems.length > 0)) {
+      return { path: p, size: 0, modTime: new Date(0), isDir: true };
+    }
+    throw new PathNotFoundError(p, NAME);
+  }
+
+  async list(_ctx: DriverContext, p: string): Promise<string[]> {
+    const out: string[] = [];
+    for await (const item of this.container.listBlobsByHierarchy('/', { prefix: this.dirPrefix(p) })) {
+      out.push(this.pathOf(item.name));
+    }
+    if (out.length === 0 && p !== '/') throw new PathNotFoundError(p, NAME);
+    return out.sort();
+  }
+
+  async move(_ctx: DriverContext, src: string, dest: string): Promise<void> {
+    const from = this.container.getBlobClient(this.key(src));
+    if (!(await from.exists())) throw new PathNotFoundError(src, NAME);
+    const poller = await this.container.getBlobClient(this.key(dest)).beginCopyFromURL(from.url);
+    const res = await poller.pollUntilDone();
+    if (res.copyStatus !== 'success') throw new StorageDriverError(`${NAME}: copy of ${src} to ${dest} ended ${res.copyStatus}`, NAME);
+    await from.delete();
+  }
+
+  async delete(_ctx: DriverContext, p: string): Promise<void> {
+    let found = await this.container.getBlobClient(this.key(p)).deleteIfExists().then((r) => r.succeeded);
+    for await (const item of this.container.listBlobsFlat({ prefix: this.dirPrefix(p) })) {
+      await this.container.getBlobClient(item.name).deleteIfExists();
+      found = true;
+    }
+    if (!found) throw new PathNotFoundError(p, NAME);
+  }
+
+  walk(ctx: DriverContext, p: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void> {
+    return walkByList(this, ctx, p, fn);
+  }
+
+  async redirectURL(_ctx: DriverContext, method: string, p: string): Promise<string | null> {
+    if (!this.canSign || (method !== 'GET' && method !== 'HEAD')) return null;
+    return this.container.getBlobClient(this.key(p)).generateSasUrl({
+      permissions: BlobSASPermissions.parse('r'),
+      expiresOn: new Date(Date.now() + REDIRECT_TTL_MS),
+    });
+  }
+}
