@@ -84,6 +84,7 @@ export const getBlob: Handler = async (app, req, res, p) => {
 
 export const deleteBlob: Handler = async (app, req, res, p) => {
   if (!app.config.storage.deleteEnabled) throw err('UNSUPPORTED', 'deletes are disabled (storage.delete.enabled is false)');
+  if (app.config.storage.readOnly) throw err('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly)');
   const dgst = mustDigest(p.digest);
   await app.registry.repository(p.name).blobs.unlink(driverContext(app, req), dgst);
   res.setHeader('Docker-Content-Digest', dgst);

@@ -163,6 +163,7 @@ export const getUpload: Handler = async (app, req, res, p) => {
 };
 
 export const deleteUpload: Handler = async (app, req, res, p) => {
+  readOnly(app);
   checkState(app, req, p.name, p.uuid!);
   const ctx = driverContext(app, req);
   const repo = app.registry.repository(p.name);
