@@ -104,7 +104,8 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
       const idle = setInterval(() => server.closeIdleConnections(), 50);
       server.close(() => { clearInterval(idle); redis?.disconnect(); resolve(); });
       server.closeIdleConnections();
-      if (config.http.drainTimeoutMs > 0) setTimeout(() => server.closeAllConnections(), config.http.drainTimeoutMs).unref();
+      // draintimeout 0 means no draining, as in distribution: cut connections now.
+      setTimeout(() => server.closeAllConnections(), config.http.drainTimeoutMs).unref();
     }),
   };
 }

@@ -225,7 +225,8 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
       host: String(get(t, 'http', 'host') ?? ''),
       secret,
       relativeUrls: get(t, 'http', 'relativeurls') === true,
-      drainTimeoutMs: dur(get(t, 'http', 'draintimeout'), 0),
+      // Unset: drain for at most 60 s, so a stuck client cannot hold a stop forever.
+      drainTimeoutMs: dur(get(t, 'http', 'draintimeout'), 60_000),
       headers,
       blobMaxAgeSeconds: Math.floor(dur(get(t, 'http', 'blobmaxage'), 7 * 24 * 3600e3) / 1000),
       tls,

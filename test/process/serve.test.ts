@@ -132,6 +132,24 @@ describe('registry command', function () {
     }
   });
 
+  it('on SIGTERM, cuts a stalled upload after http.draintimeout and exits 0', async () => {
+    const f = await configFile(dir, join(dir, 'store'));
+    await writeFile(f, (await import('node:fs')).readFileSync(f, 'utf8').replace('http:\n', 'http:\n  draintimeout: 300ms\n'));
+    const r = await spawnRegistry(f);
+    const post = await req(r.url, 'POST', '/v2/stall/blobs/uploads/');
+    const loc = new URL(post.headers.get('location')!);
+    const cut = new Promise<string>((resolve) => {
+      const rq = http.request({ host: '127.0.0.1', port: new URL(r.url).port, path: loc.pathname + loc.search, method: 'PATCH', headers: { 'Content-Length': String(1 << 20) } });
+      rq.on('error', (e) => resolve(e.message));
+      rq.on('response', (res) => resolve(`status ${res.statusCode}`));
+      rq.write(randomBytes(1000)); // then stall: never send the rest
+    });
+    await new Promise((s) => setTimeout(s, 200));
+    // exit code 0 (not the helper's SIGKILL after 10 s): the drain timeout ended it
+    expect(await r.stop('SIGTERM')).to.equal(0);
+    expect(await cut).to.match(/socket hang up|ECONNRESET/);
+  });
+
   it('drains an in-flight upload on SIGTERM, then exits 0', async () => {
     const cfg = await configFile(dir, join(dir, 'store'));
     const r = await spawnRegistry(cfg);
