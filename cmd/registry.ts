@@ -89,7 +89,6 @@ program.command('purge-uploads')
     if (config.redis) {
       // The serving nodes' lock: never purge alongside one of them.
       const redis = createRedis(config.redis);
-      redis.on('error', () => {});
       try {
         await waitReady(redis, 10_000);
         if (!(await withRedisLock(redis, UPLOAD_PURGE_LOCK, 5 * 60_000, purge))) {

@@ -36,7 +36,6 @@ function createCache(config: Config, log: Logger): { cache: BlobDescriptorCache;
     case 'inmemory': return { cache: new MemoryDescriptorCache(config.storage.cache.size) };
     case 'redis': {
       const redis = createRedis(config.redis ?? {});
-      redis.on('error', () => { /* counted and logged by the cache on use */ });
       return { cache: new RedisDescriptorCache(redis, log), redis };
     }
     default: return { cache: new NoopDescriptorCache() };
@@ -63,7 +62,6 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   let redis = created.redis;
   if (!redis && config.redis) {
     redis = createRedis(config.redis);
-    redis.on('error', () => {});
   }
   const registry = new Registry(driver, cache, { urlPolicy });
   const app = createApp(registry, config, log);

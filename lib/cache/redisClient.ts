@@ -42,13 +42,14 @@ export type RedisClient = Redis | Cluster;
 
 export function createRedis(cfg: RedisSection): RedisClient {
   const { addrs, options, mastername } = redisOptions(cfg);
-  if (mastername) {
-    return new Redis({ ...options, name: mastername, sentinels: addrs.map(hostPort), sentinelPassword: typeof cfg.sentinelpassword === 'string' ? cfg.sentinelpassword : undefined });
-  }
-  if (addrs.length > 1) {
-    return new Cluster(addrs.map(hostPort), { redisOptions: options, enableOfflineQueue: false });
-  }
-  return new Redis({ ...options, ...hostPort(addrs[0]) });
+  const client: RedisClient = mastername
+    ? new Redis({ ...options, name: mastername, sentinels: addrs.map(hostPort), sentinelPassword: typeof cfg.sentinelpassword === 'string' ? cfg.sentinelpassword : undefined })
+    : addrs.length > 1
+      ? new Cluster(addrs.map(hostPort), { redisOptions: options, enableOfflineQueue: false })
+      : new Redis({ ...options, ...hostPort(addrs[0]) });
+  // Connection errors surface as failed commands, where callers handle them.
+  client.on('error', () => {});
+  return client;
 }
 
 /** Resolves once the client is connected (commands fail fast before that: no offline queue). */

@@ -5,7 +5,6 @@ import { createHash } from 'node:crypto';
 import { type DriverContext, type StorageDriver, isNotFound } from '../../drivers/driver.js';
 import type { BlobDescriptorCache, Descriptor } from '../cache/descriptorCache.js';
 import { err } from '../errors.js';
-import { parseDigest } from '../digest.js';
 import { blobDataPath, blobDir } from './paths.js';
 
 export const OCTET_STREAM = 'application/octet-stream';
@@ -25,13 +24,6 @@ export class BlobStore {
       return desc;
     } catch (e) {
       if (isNotFound(e)) throw err('BLOB_UNKNOWN', `blob unknown: ${dgst}`, { digest: dgst });
-      throw e;
-    }
-  }
-
-  async exists(ctx: DriverContext, dgst: string): Promise<boolean> {
-    try { await this.stat(ctx, dgst); return true; } catch (e) {
-      if ((e as { code?: string }).code === 'BLOB_UNKNOWN') return false;
       throw e;
     }
   }
@@ -87,5 +79,4 @@ export class BlobStore {
     await this.cache.delete(dgst);
   }
 
-  static valid(dgst: string): boolean { return parseDigest(dgst) !== null; }
 }

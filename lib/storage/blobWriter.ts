@@ -41,12 +41,24 @@ export class BlobWriter {
 
   size(): number { return this.fw.size(); }
 
+  /** The saved state after exactly `offset` bytes, or null. */
+  private async loadState(ctx: DriverContext, offset: number): Promise<Hasher | null> {
+    try {
+      const h = restoreHasher('sha256', await this.driver.getContent(ctx, uploadHashStatePath(this.repo, this.id, 'sha256', offset)));
+      return h && h.length === offset ? h : null;
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw e;
+    }
+  }
+
   /** Loads the hash state matching the stored bytes, re-reading only what no saved state covers. */
   private async ensureHasher(ctx: DriverContext): Promise<Hasher> {
     if (this.hasher) return this.hasher;
     const size = this.fw.size();
     let hasher: Hasher | null = null;
     if (size === 0) hasher = createHasher('sha256');
+    if (!hasher) hasher = await this.loadState(ctx, size);
     if (!hasher) {
       let offsets: number[] = [];
       try {
@@ -58,14 +70,9 @@ export class BlobWriter {
         if (!isNotFound(e)) throw e;
       }
       for (const off of offsets) {
-        try {
-          const state = await this.driver.getContent(ctx, uploadHashStatePath(this.repo, this.id, 'sha256', off));
-          hasher = restoreHasher('sha256', state);
-          if (hasher && hasher.length === off) break;
-          hasher = null;
-        } catch (e) {
-          if (!isNotFound(e)) throw e;
-        }
+        if (off === size) continue; // tried first, above
+        hasher = await this.loadState(ctx, off);
+        if (hasher) break;
       }
       hasher ??= createHasher('sha256');
       if (hasher.length < size) {
@@ -181,23 +188,29 @@ export class BlobWriter {
     const target = blobDataPath(dgst);
     let present = false;
     try { present = (await this.driver.stat(ctx, target)).size === size; } catch (e) { if (!isNotFound(e)) throw e; }
-    if (!present) await this.driver.move(ctx, uploadDataPath(this.repo, this.id), target);
-    // Stores that are only eventually consistent may not show the move at once.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const fi = await this.driver.stat(ctx, target);
-        if (fi.size === size) break;
-        if (attempt >= COMMIT_RECHECKS) throw err('UNKNOWN', `committed blob ${dgst} has size ${fi.size}, expected ${size}`);
-      } catch (e) {
-        if (!isNotFound(e) || attempt >= COMMIT_RECHECKS) throw e;
-      }
-      await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
+    if (!present) {
+      await this.driver.move(ctx, uploadDataPath(this.repo, this.id), target);
+      await this.recheck(ctx, target, dgst, size);
     }
     const desc: Descriptor = { digest: dgst, size, mediaType: OCTET_STREAM };
     await this.blobStore.cache.set(desc);
     await this.layers.link(ctx, desc);
     await this.removeUploadDir(ctx);
     return desc;
+  }
+
+  /** Stores that are only eventually consistent may not show a move at once. */
+  private async recheck(ctx: DriverContext, target: string, dgst: string, size: number): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const fi = await this.driver.stat(ctx, target);
+        if (fi.size === size) return;
+        if (attempt >= COMMIT_RECHECKS) throw err('UNKNOWN', `committed blob ${dgst} has size ${fi.size}, expected ${size}`);
+      } catch (e) {
+        if (!isNotFound(e) || attempt >= COMMIT_RECHECKS) throw e;
+      }
+      await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
+    }
   }
 
   async cancel(ctx: DriverContext): Promise<void> {

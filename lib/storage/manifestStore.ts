@@ -66,10 +66,6 @@ export class ManifestStore {
     private readonly urlPolicy: URLPolicy | null = { allow: [], deny: [] },
   ) {}
 
-  async exists(ctx: DriverContext, dgst: string): Promise<boolean> {
-    return this.revisions.exists(ctx, dgst);
-  }
-
   async get(ctx: DriverContext, dgst: string): Promise<StoredManifest> {
     await this.revisions.stat(ctx, dgst);
     const cached = this.cache.get(dgst);

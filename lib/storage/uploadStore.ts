@@ -29,10 +29,19 @@ export class UploadStore {
     return new BlobWriter(this.repo, id, startedAt, this.driver, this.blobStore, this.layers, fw);
   }
 
-  async status(ctx: DriverContext, id: string): Promise<UploadInfo> {
+  private async startedAt(ctx: DriverContext, id: string): Promise<Date> {
     if (!UUID_RE.test(id)) throw this.unknown(id);
     try {
-      const startedAt = new Date((await this.driver.getContent(ctx, uploadStartedAtPath(this.repo, id))).toString());
+      return new Date((await this.driver.getContent(ctx, uploadStartedAtPath(this.repo, id))).toString());
+    } catch (e) {
+      if (isNotFound(e)) throw this.unknown(id);
+      throw e;
+    }
+  }
+
+  async status(ctx: DriverContext, id: string): Promise<UploadInfo> {
+    const startedAt = await this.startedAt(ctx, id);
+    try {
       const fi = await this.driver.stat(ctx, uploadDataPath(this.repo, id));
       return { id, startedAt, size: fi.size };
     } catch (e) {
@@ -41,8 +50,9 @@ export class UploadStore {
     }
   }
 
+  /** The upload's writer, appending; its size is what was stored so far. */
   async resume(ctx: DriverContext, id: string): Promise<BlobWriter> {
-    const info = await this.status(ctx, id);
+    const startedAt = await this.startedAt(ctx, id);
     let fw;
     try {
       fw = await this.driver.writer(ctx, uploadDataPath(this.repo, id), true);
@@ -50,7 +60,7 @@ export class UploadStore {
       if (isNotFound(e)) throw this.unknown(id);
       throw e;
     }
-    return new BlobWriter(this.repo, id, info.startedAt, this.driver, this.blobStore, this.layers, fw);
+    return new BlobWriter(this.repo, id, startedAt, this.driver, this.blobStore, this.layers, fw);
   }
 }
 

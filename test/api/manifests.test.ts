@@ -4,7 +4,7 @@ import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestRegistry, startTestRegistry } from '../helpers/registry.js';
 import { expectError, pushBlob, pushManifest, req } from '../helpers/http.js';
-import { type Image, blob, image, index, sha256 } from '../helpers/ociLayout.js';
+import { type Blob, type Image, blob, image, index, sha256 } from '../helpers/ociLayout.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -30,6 +30,20 @@ async function snapshot(root: string): Promise<string[]> {
   }
   await walk(root);
   return out;
+}
+
+/** The empty config blob artifacts use. */
+const EMPTY = blob(Buffer.from('{}'), 'application/vnd.oci.empty.v1+json');
+
+/** An OCI artifact manifest with the empty config and layer, referring to subject. */
+function artifact(type: string, subject: Blob, annotations?: Record<string, string>): Blob {
+  return blob(Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: type,
+    config: { mediaType: EMPTY.mediaType, digest: EMPTY.digest, size: EMPTY.size },
+    layers: [{ mediaType: EMPTY.mediaType, digest: EMPTY.digest, size: EMPTY.size }],
+    subject: { mediaType: OCI_MANIFEST, digest: subject.digest, size: subject.size },
+    ...(annotations ? { annotations } : {}),
+  })), OCI_MANIFEST);
 }
 
 describe('API: manifests, tags, referrers, catalog', () => {
@@ -213,17 +227,9 @@ describe('API: manifests, tags, referrers, catalog', () => {
     const img = image(1);
     await pushImageBlobs(u, 'm/refs', img);
     await pushManifest(u, 'm/refs', 'v1', img.manifest.data, OCI_MANIFEST);
-    const empty = blob(Buffer.from('{}'), 'application/vnd.oci.empty.v1+json');
-    await pushBlob(u, 'm/refs', empty.data, empty.digest);
-    const artifact = (type: string, ann: string) => blob(Buffer.from(JSON.stringify({
-      schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: type,
-      config: { mediaType: empty.mediaType, digest: empty.digest, size: empty.size },
-      layers: [{ mediaType: empty.mediaType, digest: empty.digest, size: empty.size }],
-      subject: { mediaType: OCI_MANIFEST, digest: img.manifest.digest, size: img.manifest.size },
-      annotations: { note: ann },
-    })), OCI_MANIFEST);
-    const sig = artifact('application/vnd.example.sig', 'sig');
-    const sbom = artifact('application/vnd.example.sbom', 'sbom');
+    await pushBlob(u, 'm/refs', EMPTY.data, EMPTY.digest);
+    const sig = artifact('application/vnd.example.sig', img.manifest, { note: 'sig' });
+    const sbom = artifact('application/vnd.example.sbom', img.manifest, { note: 'sbom' });
     for (const a of [sig, sbom]) {
       const res = await pushManifest(u, 'm/refs', a.digest, a.data, OCI_MANIFEST);
       expect(res.headers.get('oci-subject')).to.equal(img.manifest.digest);
@@ -256,14 +262,8 @@ describe('API: manifests, tags, referrers, catalog', () => {
     const img = image(1);
     await pushImageBlobs(u, 'm/oldrefs', img);
     await pushManifest(u, 'm/oldrefs', 'v1', img.manifest.data, OCI_MANIFEST);
-    const empty = blob(Buffer.from('{}'), 'application/vnd.oci.empty.v1+json');
-    await pushBlob(u, 'm/oldrefs', empty.data, empty.digest);
-    const sig = blob(Buffer.from(JSON.stringify({
-      schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: 'application/vnd.example.sig',
-      config: { mediaType: empty.mediaType, digest: empty.digest, size: empty.size },
-      layers: [{ mediaType: empty.mediaType, digest: empty.digest, size: empty.size }],
-      subject: { mediaType: OCI_MANIFEST, digest: img.manifest.digest, size: img.manifest.size },
-    })), OCI_MANIFEST);
+    await pushBlob(u, 'm/oldrefs', EMPTY.data, EMPTY.digest);
+    const sig = artifact('application/vnd.example.sig', img.manifest);
     await pushManifest(u, 'm/oldrefs', sig.digest, sig.data, OCI_MANIFEST);
     // As a store written without the referrers API would hold it: no referrer
     // link, only the index under the tag sha256-<hex>.
