@@ -70,8 +70,8 @@ program.command('purge-uploads')
       console.error(`registry purge-uploads: --older-than must be a duration such as 168h or 30m, got ${opts.olderThan}`);
       process.exit(2);
     }
-    const driver = createDriver(config.storage.driver, config.storage.params);
     const log = createLogger({ ...config.log, level: 'warn' });
+    const driver = createDriver(config.storage.driver, config.storage.params, log);
     const tty = process.stderr.isTTY === true;
     let last = 0;
     const started = Date.now();

@@ -4,8 +4,11 @@ import type { StorageDriver } from './driver.js';
 import { FilesystemDriver } from './filesystem/driver.js';
 import { InMemoryDriver } from './inmemory/driver.js';
 import { AzureDriver } from './azure/driver.js';
+import { S3Driver } from './s3/driver.js';
+import { MIN_PART } from './s3/writer.js';
+import type { Logger } from 'pino';
 
-export const DRIVER_NAMES = ['filesystem', 'inmemory', 'azure'] as const;
+export const DRIVER_NAMES = ['filesystem', 'inmemory', 's3', 'azure'] as const;
 
 function str(params: Record<string, unknown>, key: string, driver: string, required: boolean): string | undefined {
   const v = params[key];
@@ -17,9 +20,75 @@ function str(params: Record<string, unknown>, key: string, driver: string, requi
   return v;
 }
 
+/** distribution accepts booleans as YAML booleans or strings. */
+function bool(params: Record<string, unknown>, key: string, driver: string): boolean | undefined {
+  const v = params[key];
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v === 'boolean') return v;
+  if (v === 'true' || v === 'false') return v === 'true';
+  throw new Error(`storage.${driver}.${key} must be true or false`);
+}
+
+/** A size in bytes, as a number or a numeric string, within [min, max]. */
+function int(params: Record<string, unknown>, key: string, driver: string, min: number, max: number): number | undefined {
+  const v = params[key];
+  if (v === undefined || v === null || v === '') return undefined;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v.trim()) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new Error(`storage.${driver}.${key} must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+function checkKeys(params: Record<string, unknown>, driver: string, keys: string[]): void {
+  for (const k of Object.keys(params)) {
+    if (!keys.includes(k)) throw new Error(`storage.${driver}.${k} is not a parameter of the ${driver} driver (${keys.join(', ')})`);
+  }
+}
+
+const S3_KEYS = ['region', 'regionendpoint', 'forcepathstyle', 'bucket', 'rootdirectory', 'accesskey', 'secretkey',
+  'sessiontoken', 'encrypt', 'keyid', 'secure', 'skipverify', 'v4auth', 'chunksize', 'multipartcopychunksize',
+  'multipartcopymaxconcurrency', 'multipartcopythresholdsize', 'storageclass', 'objectacl', 'useragent', 'loglevel',
+  'usedualstack', 'accelerate', 'maxretries'];
+const GiB5 = 5 * 1024 ** 3;
+
+function s3Driver(params: Record<string, unknown>, log?: Logger): S3Driver {
+  checkKeys(params, 's3', S3_KEYS);
+  const accesskey = str(params, 'accesskey', 's3', false);
+  const secretkey = str(params, 'secretkey', 's3', false);
+  if (Boolean(accesskey) !== Boolean(secretkey)) throw new Error('storage.s3.accesskey and storage.s3.secretkey go together (or neither, for the default credential chain)');
+  const regionendpoint = str(params, 'regionendpoint', 's3', false);
+  const region = str(params, 'region', 's3', !regionendpoint) ?? 'us-east-1';
+  const storageclass = str(params, 'storageclass', 's3', false);
+  if (storageclass && !/^[A-Z_]+$/.test(storageclass)) throw new Error(`storage.s3.storageclass must be an S3 storage class such as STANDARD, REDUCED_REDUNDANCY or NONE, not ${storageclass}`);
+  if (bool(params, 'v4auth', 's3') === false) throw new Error('storage.s3.v4auth: false is not supported (signature v2 is gone from S3); remove the key');
+  return new S3Driver({
+    region,
+    regionendpoint,
+    forcepathstyle: bool(params, 'forcepathstyle', 's3'),
+    bucket: str(params, 'bucket', 's3', true)!,
+    rootdirectory: str(params, 'rootdirectory', 's3', false),
+    accesskey, secretkey,
+    sessiontoken: str(params, 'sessiontoken', 's3', false),
+    encrypt: bool(params, 'encrypt', 's3'),
+    keyid: str(params, 'keyid', 's3', false),
+    secure: bool(params, 'secure', 's3'),
+    skipverify: bool(params, 'skipverify', 's3'),
+    chunksize: int(params, 'chunksize', 's3', MIN_PART, GiB5),
+    multipartcopychunksize: int(params, 'multipartcopychunksize', 's3', MIN_PART, GiB5),
+    multipartcopymaxconcurrency: int(params, 'multipartcopymaxconcurrency', 's3', 1, 10000),
+    multipartcopythresholdsize: int(params, 'multipartcopythresholdsize', 's3', 0, GiB5),
+    storageclass,
+    objectacl: str(params, 'objectacl', 's3', false),
+    useragent: str(params, 'useragent', 's3', false),
+    usedualstack: bool(params, 'usedualstack', 's3'),
+    accelerate: bool(params, 'accelerate', 's3'),
+    maxretries: int(params, 'maxretries', 's3', 0, 100),
+    log,
+  });
+}
+
 const AZURE_KEYS = ['accountname', 'accountkey', 'container', 'realm', 'serviceurl', 'rootdirectory'];
 
-export function createDriver(name: string, params: Record<string, unknown>): StorageDriver {
+export function createDriver(name: string, params: Record<string, unknown>, log?: Logger): StorageDriver {
   switch (name) {
     case 'inmemory':
       return new Base(new InMemoryDriver());
@@ -28,10 +97,10 @@ export function createDriver(name: string, params: Record<string, unknown>): Sto
       if (typeof root !== 'string' || root === '') throw new Error('storage.filesystem.rootdirectory must be a non-empty string');
       return new Base(new FilesystemDriver({ rootdirectory: root }));
     }
+    case 's3':
+      return new Base(s3Driver(params, log));
     case 'azure': {
-      for (const k of Object.keys(params)) {
-        if (!AZURE_KEYS.includes(k)) throw new Error(`storage.azure.${k} is not a parameter of the azure driver (${AZURE_KEYS.join(', ')})`);
-      }
+      checkKeys(params, 'azure', AZURE_KEYS);
       return new Base(new AzureDriver({
         accountname: str(params, 'accountname', 'azure', true)!,
         accountkey: str(params, 'accountkey', 'azure', false),

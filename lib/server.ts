@@ -45,7 +45,7 @@ function createCache(config: Config, log: Logger): { cache: BlobDescriptorCache;
 export async function startRegistry(config: Config, log: Logger): Promise<RunningRegistry> {
   let driver: StorageDriver;
   try {
-    driver = createDriver(config.storage.driver, config.storage.params);
+    driver = createDriver(config.storage.driver, config.storage.params, log);
   } catch (e) {
     throw new ConfigError(`storage.${config.storage.driver}`, (e as Error).message);
   }

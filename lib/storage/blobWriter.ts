@@ -164,6 +164,13 @@ export class BlobWriter {
     const parsed = parseDigest(dgst);
     if (!parsed) throw err('DIGEST_INVALID', `invalid digest: ${dgst.slice(0, 200)}`, { digest: dgst.slice(0, 200) });
     const size = this.fw.size();
+    if (!this.closed) {
+      // commit() makes the data durable (the filesystem driver syncs it) and
+      // readable: object stores show a file only once it is committed, and a
+      // hash without a saved state is computed by reading it back.
+      this.closed = true;
+      await this.fw.commit();
+    }
     let actual: string;
     if (parsed.algorithm === 'sha256') {
       actual = (await this.ensureHasher(ctx)).hex();
@@ -171,11 +178,6 @@ export class BlobWriter {
       const h = createHash(parsed.algorithm);
       for await (const c of await this.driver.reader(ctx, uploadDataPath(this.repo, this.id), 0)) h.update(c as Buffer);
       actual = h.digest('hex');
-    }
-    if (!this.closed) {
-      // commit() makes the data durable (the filesystem driver syncs it).
-      this.closed = true;
-      await this.fw.commit();
     }
     if (expectedSize !== undefined && expectedSize !== size) {
       await this.cancel(ctx);

@@ -1,0 +1,56 @@
+// s3rver (an S3 stand-in from npm), started and stopped by the test, through
+// s3rver-main.cjs (which fixes its delimiter listing). Its list continuation
+// tokens use DES, which Node 17+ only has with the legacy provider.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { REPO_ROOT, freePort, waitForHttp } from './registry.js';
+
+// The SDK warns once per process that its 2027 releases need Node 22; the
+// tests run on the Node 20 the project supports, and the notice is in docs.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+// s3rver's fixed development credentials (not secrets).
+export const S3RVER_KEY = 'S3RVER';
+export const S3RVER_SECRET = 'S3RVER';
+
+export interface S3rver {
+  endpoint: string;
+  /** Creates a bucket with a random name and returns it. */
+  bucket(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startS3rver(): Promise<S3rver> {
+  const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), 's3rver-'));
+  const proc: ChildProcess = spawn(process.execPath,
+    ['--openssl-legacy-provider', join(REPO_ROOT, 'test/helpers/s3rver-main.cjs'), dir, String(port)],
+    { stdio: 'ignore', detached: true });
+  const endpoint = `http://127.0.0.1:${port}`;
+  await waitForHttp(endpoint);
+  const client = new S3Client({
+    region: 'us-east-1', endpoint, forcePathStyle: true,
+    credentials: { accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_SECRET },
+  });
+  let n = 0;
+  return {
+    endpoint,
+    async bucket() {
+      const name = `b${process.pid}-${Date.now().toString(36)}-${n++}`;
+      await client.send(new CreateBucketCommand({ Bucket: name }));
+      return name;
+    },
+    async stop() {
+      client.destroy();
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        try { process.kill(-proc.pid!, 'SIGKILL'); } catch { /* gone */ }
+        await exited;
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
