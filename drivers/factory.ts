@@ -5,10 +5,11 @@ import { FilesystemDriver } from './filesystem/driver.js';
 import { InMemoryDriver } from './inmemory/driver.js';
 import { AzureDriver } from './azure/driver.js';
 import { S3Driver } from './s3/driver.js';
+import { GcsDriver } from './gcs/driver.js';
 import { MIN_PART } from './s3/writer.js';
 import type { Logger } from 'pino';
 
-export const DRIVER_NAMES = ['filesystem', 'inmemory', 's3', 'azure'] as const;
+export const DRIVER_NAMES = ['filesystem', 'inmemory', 's3', 'azure', 'gcs'] as const;
 
 function str(params: Record<string, unknown>, key: string, driver: string, required: boolean): string | undefined {
   const v = params[key];
@@ -86,6 +87,30 @@ function s3Driver(params: Record<string, unknown>, log?: Logger): S3Driver {
   });
 }
 
+const GCS_KEYS = ['bucket', 'keyfile', 'credentials', 'rootdirectory', 'chunksize', 'endpoint'];
+const GCS_CHUNK = 256 << 10;
+
+function gcsDriver(params: Record<string, unknown>, log?: Logger): GcsDriver {
+  checkKeys(params, 'gcs', GCS_KEYS);
+  const keyfile = str(params, 'keyfile', 'gcs', false);
+  const credentials = params.credentials;
+  if (credentials !== undefined && (typeof credentials !== 'object' || credentials === null || Array.isArray(credentials))) {
+    throw new Error('storage.gcs.credentials must be a map (a service account key: type, client_email, private_key, ...)');
+  }
+  if (keyfile && credentials) throw new Error('storage.gcs: give keyfile or credentials, not both');
+  const chunksize = int(params, 'chunksize', 'gcs', GCS_CHUNK, GiB5);
+  if (chunksize !== undefined && chunksize % GCS_CHUNK !== 0) throw new Error(`storage.gcs.chunksize must be a multiple of ${GCS_CHUNK} (256 KiB)`);
+  return new GcsDriver({
+    bucket: str(params, 'bucket', 'gcs', true)!,
+    keyfile,
+    credentials: credentials as Record<string, unknown> | undefined,
+    rootdirectory: str(params, 'rootdirectory', 'gcs', false),
+    chunksize,
+    endpoint: str(params, 'endpoint', 'gcs', false),
+    log,
+  });
+}
+
 const AZURE_KEYS = ['accountname', 'accountkey', 'container', 'realm', 'serviceurl', 'rootdirectory'];
 
 export function createDriver(name: string, params: Record<string, unknown>, log?: Logger): StorageDriver {
@@ -99,6 +124,8 @@ export function createDriver(name: string, params: Record<string, unknown>, log?
     }
     case 's3':
       return new Base(s3Driver(params, log));
+    case 'gcs':
+      return new Base(gcsDriver(params, log));
     case 'azure': {
       checkKeys(params, 'azure', AZURE_KEYS);
       return new Base(new AzureDriver({

@@ -1,0 +1,294 @@
+// Google Cloud Storage driver (@google-cloud/storage), with distribution's
+// parameters (bucket, keyfile or credentials, rootdirectory, chunksize) and
+// `endpoint` for emulators and private endpoints. Keys are rootdirectory +
+// path; directories are prefixes. The SDK retries 429 and 5xx with backoff.
+import { type Bucket, type File, Storage } from '@google-cloud/storage';
+import { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import {
+  type DriverContext, type FileInfo, type FileWriter, type StorageDriver, type WalkResult,
+  InvalidOffsetError, PathNotFoundError, StorageDriverError,
+} from '../driver.js';
+import { type GcsContext, GcsWriter, PART_MARK, deleteObjects, listParts } from './writer.js';
+
+
+const NAME = 'gcs';
+const REDIRECT_TTL_MS = 20 * 60_000;
+/** Sorts after every character a driver path may hold. */
+const AFTER_ALL = '~';
+
+export interface GcsParams {
+  bucket: string;
+  keyfile?: string;
+  credentials?: Record<string, unknown>;
+  rootdirectory?: string;
+  chunksize?: number;
+  endpoint?: string;
+  log?: Logger;
+}
+
+const code = (e: unknown) => (e as { code?: number })?.code;
+const isPart = (key: string) => key.includes(PART_MARK);
+
+export class GcsDriver implements StorageDriver {
+  readonly bucket: Bucket;
+  private readonly c: GcsContext;
+  private readonly root: string;
+  private readonly canSign: boolean;
+  private readonly warned = new Set<string>();
+
+  constructor(private readonly p: GcsParams) {
+    const storage = new Storage({
+      apiEndpoint: p.endpoint,
+      keyFilename: p.keyfile,
+      credentials: p.credentials as never,
+      projectId: (p.credentials?.project_id as string | undefined) ?? (p.endpoint ? 'emulator' : undefined),
+      // Retry every request kind on 429/5xx: our writes are idempotent or
+      // guarded by preconditions, and the registry re-checks what it commits.
+      retryOptions: { autoRetry: true, maxRetries: 5, idempotencyStrategy: 0 /* RetryAlways */ },
+    });
+    this.bucket = storage.bucket(p.bucket);
+    this.root = (p.rootdirectory ?? '').replace(/^\/+|\/+$/g, '');
+    // Signing needs a private key: from keyfile or credentials (a service account).
+    this.canSign = Boolean(p.keyfile || p.credentials?.private_key);
+    this.c = {
+      bucket: this.bucket,
+      chunkSize: p.chunksize ?? 16 << 20,
+      contentType: 'application/octet-stream',
+      canCompose: true,
+      warnOnce: (kind, msg) => {
+        if (this.warned.has(kind)) return;
+        this.warned.add(kind);
+        if (p.log) p.log.warn(msg); else process.emitWarning(msg);
+      },
+    };
+  }
+
+  name(): string { return NAME; }
+
+  private key(p: string): string {
+    const rel = p === '/' ? '' : p.slice(1);
+    return this.root ? (rel ? `${this.root}/${rel}` : this.root) : rel;
+  }
+
+  private pathOf(key: string): string {
+    const rel = this.root ? key.slice(this.root.length + 1) : key;
+    return `/${rel.replace(/\/$/, '')}`;
+  }
+
+  private dirPrefix(p: string): string {
+    const k = this.key(p);
+    return k ? `${k}/` : '';
+  }
+
+  private async page(q: { prefix: string; delimiter?: string; maxResults?: number; pageToken?: string; startOffset?: string }): Promise<{ files: File[]; prefixes: string[]; next?: string }> {
+    const [files, nextQuery, resp] = await this.bucket.getFiles({ ...q, autoPaginate: false, maxResults: q.maxResults ?? 1000 });
+    return {
+      files,
+      prefixes: ((resp as { prefixes?: string[] } | undefined)?.prefixes) ?? [],
+      next: (nextQuery as { pageToken?: string } | null)?.pageToken,
+    };
+  }
+
+  async getContent(_ctx: DriverContext, p: string): Promise<Buffer> {
+    try {
+      return (await this.bucket.file(this.key(p)).download({ validation: false }))[0];
+    } catch (e) {
+      if (code(e) === 404) throw new PathNotFoundError(p, NAME);
+      throw e;
+    }
+  }
+
+  async putContent(_ctx: DriverContext, p: string, content: Buffer): Promise<void> {
+    // One upload replaces the object whole: readers see the old content or the new.
+    await this.bucket.file(this.key(p)).save(content, { resumable: false, validation: false, contentType: this.c.contentType });
+  }
+
+  /** Opens a ranged read and waits for the answer, so a missing file fails here, not mid-stream. */
+  private async open(file: File, offset: number): Promise<Readable | number> {
+    const s = file.createReadStream({ start: offset, validation: false });
+    const status = await new Promise<number>((resolve, reject) => {
+      s.once('response', (r: { statusCode: number; headers: Record<string, string | undefined> }) => {
+        // A server that ignores an unsatisfiable range (the emulator, at the
+        // end of the file) answers 200 with everything: treat it as GCS's 416.
+        resolve(offset > 0 && r.statusCode === 200 && !r.headers['content-range'] ? 416 : r.statusCode);
+      });
+      s.once('error', (e) => reject(e));
+      s.read(0); // the SDK sends the request on the first read
+    }).catch((e) => code(e) ?? Promise.reject(e));
+    if (status >= 200 && status < 300) return s;
+    s.on('error', () => { /* answered already: the status is what counts */ });
+    s.destroy();
+    return status;
+  }
+
+  async reader(ctx: DriverContext, p: string, offset: number): Promise<Readable> {
+    if (offset < 0) throw new InvalidOffsetError(p, offset, NAME);
+    const r = await this.open(this.bucket.file(this.key(p)), offset);
+    if (typeof r !== 'number') return r;
+    if (r === 404) {
+      // A file being written is readable too: its parts, in order.
+      const parts = await listParts(this.c, this.key(p), p);
+      if (parts.length === 0) throw new PathNotFoundError(p, NAME);
+      const size = parts.reduce((a, x) => a + x.size, 0);
+      if (offset > size) throw new InvalidOffsetError(p, offset, NAME);
+      const bucket = this.bucket;
+      return Readable.from((async function* () {
+        for (const part of parts) {
+          if (part.offset + part.size <= offset || part.size === 0) continue;
+          const start = Math.max(0, offset - part.offset);
+          for await (const c of bucket.file(part.name).createReadStream({ start, validation: false })) yield c as Buffer;
+        }
+      })(), { objectMode: false });
+    }
+    if (r !== 416) throw new StorageDriverError(`${NAME}: read of ${p} answered ${r}`, NAME);
+    const size = (await this.stat(ctx, p)).size;
+    if (offset === size) return Readable.from([]);
+    throw new InvalidOffsetError(p, offset, NAME);
+  }
+
+  async writer(ctx: DriverContext, p: string, append: boolean): Promise<FileWriter> {
+    const key = this.key(p);
+    if (!append) return new GcsWriter(this.c, key, p, []);
+    const parts = await listParts(this.c, key, p);
+    if (parts.length === 0) {
+      const fi = await this.stat(ctx, p).catch(() => null);
+      if (fi && !fi.isDir) throw new StorageDriverError(`${NAME}: ${p} is committed and cannot be appended to`, NAME);
+      throw new PathNotFoundError(p, NAME);
+    }
+    return new GcsWriter(this.c, key, p, parts);
+  }
+
+  async stat(_ctx: DriverContext, p: string): Promise<FileInfo> {
+    if (p === '/') return { path: p, size: 0, modTime: new Date(0), isDir: true };
+    const key = this.key(p);
+    // One list answers file, file being written and directory: `key` sorts
+    // first, then `key#part-…`, then siblings such as `key-x`, then `key/…`.
+    const res = await this.page({ prefix: key, maxResults: 1 });
+    const first = res.files[0];
+    if (first?.name === key) {
+      return { path: p, size: Number(first.metadata.size ?? 0), modTime: new Date(first.metadata.updated ?? 0), isDir: false };
+    }
+    if (first?.name.startsWith(key + PART_MARK)) {
+      const parts = await listParts(this.c, key, p);
+      const last = parts[parts.length - 1];
+      const lastFile = last ? await this.bucket.file(last.name).getMetadata().then(([m]) => m) : undefined;
+      return { path: p, size: parts.reduce((a, x) => a + x.size, 0), modTime: new Date(lastFile?.updated ?? 0), isDir: false };
+    }
+    if (first?.name.startsWith(`${key}/`)) return { path: p, size: 0, modTime: new Date(0), isDir: true };
+    if (first && res.next) {
+      const dir = await this.page({ prefix: `${key}/`, maxResults: 1 });
+      if (dir.files.length > 0) return { path: p, size: 0, modTime: new Date(0), isDir: true };
+    }
+    throw new PathNotFoundError(p, NAME);
+  }
+
+  async list(_ctx: DriverContext, p: string): Promise<string[]> {
+    const out = new Set<string>();
+    let pageToken: string | undefined;
+    do {
+      const res = await this.page({ prefix: this.dirPrefix(p), delimiter: '/', pageToken });
+      for (const f of res.files) {
+        // A file being written is listed under its own name, as on a filesystem.
+        const i = f.name.indexOf(PART_MARK);
+        out.add(this.pathOf(i === -1 ? f.name : f.name.slice(0, i)));
+      }
+      for (const pre of res.prefixes) out.add(this.pathOf(pre));
+      pageToken = res.next;
+    } while (pageToken);
+    if (out.size === 0 && p !== '/') throw new PathNotFoundError(p, NAME);
+    return [...out].sort();
+  }
+
+  async move(_ctx: DriverContext, src: string, dest: string): Promise<void> {
+    const from = this.bucket.file(this.key(src));
+    try {
+      // rewrite (the SDK loops on its token for large objects), server-side.
+      await from.copy(this.bucket.file(this.key(dest)));
+    } catch (e) {
+      if (code(e) === 404) throw new PathNotFoundError(src, NAME);
+      throw e;
+    }
+    await from.delete({ ignoreNotFound: true });
+  }
+
+  async delete(_ctx: DriverContext, p: string): Promise<void> {
+    const key = this.key(p);
+    const below = `${key}/`;
+    const names: string[] = [];
+    let pageToken: string | undefined;
+    outer: do {
+      const res = await this.page({ prefix: key, pageToken });
+      for (const f of res.files) {
+        const k = f.name;
+        if (k === key || k.startsWith(key + PART_MARK) || k.startsWith(below)) names.push(k);
+        else if (k > below + AFTER_ALL) break outer;
+      }
+      pageToken = res.next;
+    } while (pageToken);
+    if (names.length === 0) throw new PathNotFoundError(p, NAME);
+    await deleteObjects(this.c, names);
+  }
+
+  /** One flat listing per 1,000 keys; 'skipdir' restarts after the subtree
+   *  (startOffset). Key order: a directory before what it holds, `b-c/` before `b/`. */
+  async walk(ctx: DriverContext, p: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void> {
+    const prefix = this.dirPrefix(p);
+    const open: string[] = [];
+    let skip: string | null = null;
+    let startOffset: string | undefined;
+    let pageToken: string | undefined;
+    let any = false;
+    let lastFile = '';
+    for (;;) {
+      const res = await this.page({ prefix, pageToken, startOffset: pageToken ? undefined : startOffset });
+      for (const f of res.files) {
+        const k = f.name;
+        any = true;
+        if (skip && k.startsWith(skip)) continue;
+        skip = null;
+        while (open.length && !k.startsWith(open[open.length - 1])) open.pop();
+        let at = open.length ? open[open.length - 1].length : prefix.length;
+        let slash: number;
+        while ((slash = k.indexOf('/', at)) !== -1) {
+          const dir = k.slice(0, slash + 1);
+          open.push(dir);
+          at = slash + 1;
+          if ((await fn({ path: this.pathOf(dir), size: 0, modTime: new Date(0), isDir: true })) === 'skipdir') {
+            skip = dir;
+            open.pop();
+            break;
+          }
+        }
+        if (skip) continue;
+        if (isPart(k)) {
+          const base = k.slice(0, k.indexOf(PART_MARK));
+          if (base !== lastFile) { lastFile = base; await fn(await this.stat(ctx, this.pathOf(base))); }
+          continue;
+        }
+        lastFile = k;
+        await fn({ path: this.pathOf(k), size: Number(f.metadata.size ?? 0), modTime: new Date(f.metadata.updated ?? 0), isDir: false });
+      }
+      if (!res.next) break;
+      const last = res.files[res.files.length - 1]?.name;
+      if (skip && last?.startsWith(skip)) {
+        startOffset = skip + AFTER_ALL;
+        pageToken = undefined;
+      } else {
+        pageToken = res.next;
+      }
+    }
+    if (!any && p !== '/') throw new PathNotFoundError(p, NAME);
+  }
+
+  async redirectURL(_ctx: DriverContext, method: string, p: string): Promise<string | null> {
+    // A V4 signature covers the method: GET only (HEADs are answered by the registry).
+    if (!this.canSign || method !== 'GET') return null;
+    const [url] = await this.bucket.file(this.key(p)).getSignedUrl({
+      version: 'v4', action: 'read', expires: Date.now() + REDIRECT_TTL_MS,
+      ...(this.p.endpoint ? { host: this.p.endpoint } : {}),
+    });
+    return url;
+  }
+}
+

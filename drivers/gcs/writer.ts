@@ -1,0 +1,177 @@
+// The GCS writer. A file being written is a run of part objects beside it,
+// `<key>#part-<offset>`, each an ordinary object: any process resumes by
+// listing them (GCS lists are strongly consistent), they are readable before
+// commit, and a part at a given offset is created only if absent
+// (ifGenerationMatch: 0), so two writers cannot both continue one file.
+// Commit composes the parts into the file (32 per compose call) and deletes
+// them; where compose is missing (the emulator) it streams them into one upload.
+import { type Bucket } from '@google-cloud/storage';
+import { type FileWriter, StorageDriverError } from '../driver.js';
+
+export const PART_MARK = '#part-';
+const OFFSET_DIGITS = 16;
+const COMPOSE_MAX = 32;
+const DELETE_CONCURRENCY = 8;
+
+export interface PartRef { name: string; offset: number; size: number }
+
+export const partName = (key: string, offset: number) => `${key}${PART_MARK}${String(offset).padStart(OFFSET_DIGITS, '0')}`;
+
+export interface GcsContext {
+  bucket: Bucket;
+  chunkSize: number;
+  contentType: string;
+  /** Whether the store composes (false once it answered 501). */
+  canCompose: boolean;
+  warnOnce(kind: string, message: string): void;
+}
+
+/** Parts of key, in order, checked to be contiguous from offset 0. */
+export async function listParts(c: GcsContext, key: string, path: string): Promise<PartRef[]> {
+  const parts: PartRef[] = [];
+  let pageToken: string | undefined;
+  do {
+    const [files, next] = await c.bucket.getFiles({ prefix: key + PART_MARK, autoPaginate: false, maxResults: 1000, pageToken });
+    for (const f of files) {
+      const offset = Number(f.name.slice(key.length + PART_MARK.length));
+      parts.push({ name: f.name, offset, size: Number(f.metadata.size ?? 0) });
+    }
+    pageToken = (next as { pageToken?: string } | null)?.pageToken;
+  } while (pageToken);
+  let at = 0;
+  for (const p of parts) {
+    if (p.offset !== at) throw new StorageDriverError(`gcs: parts of ${path} are not contiguous at ${at}`, 'gcs');
+    at += p.size;
+  }
+  return parts;
+}
+
+export async function deleteObjects(c: GcsContext, names: string[]): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < names.length) {
+      const name = names[next++];
+      await c.bucket.file(name).delete({ ignoreNotFound: true });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, names.length) }, worker));
+}
+
+export class GcsWriter implements FileWriter {
+  private buf: Buffer | null = null;
+  private fill = 0;
+  private total: number;
+  private status: 'open' | 'closed' | 'committed' | 'cancelled' = 'open';
+
+  constructor(private readonly c: GcsContext, private readonly key: string, private readonly path: string, private readonly parts: PartRef[]) {
+    this.total = parts.reduce((a, p) => a + p.size, 0);
+  }
+
+  private ensureOpen(): void {
+    if (this.status !== 'open') throw new StorageDriverError(`gcs: writer is ${this.status}`, 'gcs');
+  }
+
+  size(): number { return this.total; }
+
+  async write(chunk: Buffer): Promise<void> {
+    this.ensureOpen();
+    let off = 0;
+    while (off < chunk.length) {
+      this.buf ??= Buffer.allocUnsafe(this.c.chunkSize);
+      const n = Math.min(chunk.length - off, this.buf.length - this.fill);
+      chunk.copy(this.buf, this.fill, off, off + n);
+      this.fill += n;
+      this.total += n;
+      off += n;
+      if (this.fill === this.buf.length) await this.flushPart();
+    }
+  }
+
+  private async flushPart(): Promise<void> {
+    const offset = this.total - this.fill;
+    const name = partName(this.key, offset);
+    const body = this.buf ? this.buf.subarray(0, this.fill) : Buffer.alloc(0);
+    try {
+      await this.c.bucket.file(name).save(body, {
+        resumable: false, validation: false, contentType: this.c.contentType,
+        preconditionOpts: { ifGenerationMatch: 0 },
+      });
+    } catch (e) {
+      if ((e as { code?: number }).code === 412) throw new StorageDriverError(`gcs: another writer already stored ${this.path} at offset ${offset}`, 'gcs');
+      throw e;
+    }
+    this.parts.push({ name, offset, size: body.length });
+    this.fill = 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.status !== 'open') return;
+    this.status = 'closed';
+    // An empty first part marks a file that exists but holds nothing yet.
+    if (this.fill > 0 || this.parts.length === 0) await this.flushPart();
+    this.buf = null;
+  }
+
+  async cancel(): Promise<void> {
+    if (this.status === 'committed') throw new StorageDriverError('gcs: writer already committed', 'gcs');
+    this.status = 'cancelled';
+    this.buf = null;
+    await deleteObjects(this.c, this.parts.map((p) => p.name));
+  }
+
+  async commit(): Promise<void> {
+    this.ensureOpen();
+    const file = this.c.bucket.file(this.key);
+    if (this.parts.length === 0) {
+      // Never closed, never past one chunk: one upload.
+      await file.save(this.buf ? this.buf.subarray(0, this.fill) : Buffer.alloc(0), { resumable: false, validation: false, contentType: this.c.contentType });
+    } else {
+      if (this.fill > 0) await this.flushPart();
+      await this.assemble();
+      await deleteObjects(this.c, this.parts.map((p) => p.name));
+    }
+    this.status = 'committed';
+    this.buf = null;
+  }
+
+  /** Composes the parts into the file, 32 at a time (a chain through intermediate objects). */
+  private async assemble(): Promise<void> {
+    const names = this.parts.map((p) => p.name).filter((_, i) => this.parts[i].size > 0 || this.parts.length === 1);
+    if (this.c.canCompose) {
+      try {
+        const temps: string[] = [];
+        let sources = names;
+        let round = 0;
+        while (sources.length > COMPOSE_MAX) {
+          const next: string[] = [];
+          for (let i = 0; i < sources.length; i += COMPOSE_MAX) {
+            const temp = `${this.key}#compose-${round}-${i / COMPOSE_MAX}`;
+            await this.c.bucket.combine(sources.slice(i, i + COMPOSE_MAX), temp);
+            next.push(temp);
+            temps.push(temp);
+          }
+          sources = next;
+          round++;
+        }
+        await this.c.bucket.combine(sources, this.key);
+        await deleteObjects(this.c, temps);
+        return;
+      } catch (e) {
+        if ((e as { code?: number }).code !== 501) throw e;
+        this.c.canCompose = false;
+        this.c.warnOnce('compose', 'gcs: the store does not support compose; files are assembled by streaming their parts through the registry');
+      }
+    }
+    // Fallback: one streamed upload of the parts in order; memory stays at one stream buffer.
+    const { pipeline } = await import('node:stream/promises');
+    const c = this.c;
+    const parts = this.parts;
+    async function* concat() {
+      for (const p of parts) {
+        if (p.size === 0) continue;
+        for await (const chunk of c.bucket.file(p.name).createReadStream({ validation: false })) yield chunk as Buffer;
+      }
+    }
+    await pipeline(concat(), this.c.bucket.file(this.key).createWriteStream({ resumable: false, validation: false, contentType: this.c.contentType }));
+  }
+}

@@ -1,0 +1,48 @@
+// The Cloud Storage emulator (firebase-tools), started and stopped by the test
+// through gcs-emulator.cjs. It keeps object bytes under TMPDIR, which we give
+// it and remove.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Storage } from '@google-cloud/storage';
+import { REPO_ROOT, freePort, waitForHttp } from './registry.js';
+
+export interface GcsEmulator {
+  endpoint: string;
+  /** A service-account key of our own: the emulator checks no signature, but signing needs one. */
+  credentials: { client_email: string; private_key: string };
+  bucket(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startGcsEmulator(): Promise<GcsEmulator> {
+  const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), 'gcs-emulator-'));
+  const proc: ChildProcess = spawn(process.execPath, [join(REPO_ROOT, 'test/helpers/gcs-emulator.cjs'), String(port)],
+    { stdio: 'ignore', detached: true, env: { ...process.env, TMPDIR: dir } });
+  const endpoint = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${endpoint}/storage/v1/b`, 30000);
+  const storage = new Storage({ apiEndpoint: endpoint, projectId: 'test-project' });
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  let n = 0;
+  return {
+    endpoint,
+    credentials: { client_email: 'registry@test-project.iam.gserviceaccount.com', private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() },
+    async bucket() {
+      // The emulator has no bucket-insert endpoint: a bucket exists once a request names it.
+      const name = `b${process.pid}-${Date.now().toString(36)}-${n++}`;
+      await storage.bucket(name).getFiles({ maxResults: 1, autoPaginate: false });
+      return name;
+    },
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        try { process.kill(-proc.pid!, 'SIGKILL'); } catch { /* gone */ }
+        await exited;
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
