@@ -59,7 +59,11 @@ export class AzureDriver implements StorageDriver {
 
   async getContent(_ctx: DriverContext, p: string): Promise<Buffer> {
     try {
-      return await this.container.getBlobClient(this.key(p)).downloadToBuffer();
+      // download() is one request; downloadToBuffer() asks for the properties first.
+      const res = await this.container.getBlobClient(this.key(p)).download();
+      const parts: Buffer[] = [];
+      for await (const c of res.readableStreamBody as Readable) parts.push(c as Buffer);
+      return Buffer.concat(parts);
     } catch (e) {
       if (notFound(e)) throw new PathNotFoundError(p, NAME);
       throw e;

@@ -41,21 +41,30 @@ export const getBlob: Handler = async (app, req, res, p) => {
   const ctx = driverContext(app, req);
   const dgst = mustDigest(p.digest);
   const repo = app.registry.repository(p.name);
-  const desc = await repo.blobs.stat(ctx, dgst);
   const etag = `"${dgst}"`;
-  res.setHeader('Docker-Content-Digest', dgst);
-  res.setHeader('ETag', etag);
-  res.setHeader('Cache-Control', `max-age=${app.config.http.blobMaxAgeSeconds}`);
-  res.setHeader('Accept-Ranges', 'bytes');
-  const inm = req.headers['if-none-match'];
-  if (inm && inm.split(',').map((s) => s.trim()).some((t) => t === etag || t === '*' || t === `W/${etag}`)) {
-    res.status(304).end();
+  const notModified = () => {
+    const inm = req.headers['if-none-match'];
+    return Boolean(inm && inm.split(',').map((s) => s.trim()).some((t) => t === etag || t === '*' || t === `W/${etag}`));
+  };
+  const common = () => {
+    res.setHeader('Docker-Content-Digest', dgst);
+    res.setHeader('ETag', etag);
+    res.setHeader('Cache-Control', `max-age=${app.config.http.blobMaxAgeSeconds}`);
+  };
+  // A redirect needs no size: one link read instead of link + blob stat.
+  const url = !app.config.storage.redirectDisabled && req.method === 'GET' ? await repo.blobs.blobStore.redirectURL(ctx, req.method, dgst) : null;
+  if (url) {
+    await repo.blobs.checkLinked(ctx, dgst);
+    common();
+    if (notModified()) { res.status(304).end(); return; }
+    res.setHeader('Location', url);
+    res.status(307).end();
     return;
   }
-  if (!app.config.storage.redirectDisabled && req.method === 'GET') {
-    const url = await repo.blobs.blobStore.redirectURL(ctx, req.method, dgst);
-    if (url) { res.setHeader('Location', url); res.status(307).end(); return; }
-  }
+  const desc = await repo.blobs.stat(ctx, dgst);
+  common();
+  res.setHeader('Accept-Ranges', 'bytes');
+  if (notModified()) { res.status(304).end(); return; }
   res.setHeader('Content-Type', 'application/octet-stream');
   let start = 0;
   let length = desc.size;

@@ -30,7 +30,7 @@ export const getManifest: Handler = async (app, req, res, p) => {
     mustTag(ref);
     dgst = await repo.tags.get(ctx, ref);
   }
-  const m = await repo.manifests.get(ctx, dgst);
+  const m = await repo.manifests.get(ctx, dgst, { viaTag: !isDigestRef(ref) });
   if (!isDigestRef(ref) && !accepts(req, m.mediaType)) {
     // As distribution: a tag whose manifest the client cannot read is unknown to it.
     throw err('MANIFEST_UNKNOWN', `manifest ${ref} is ${m.mediaType}, which the Accept header does not list`, { mediaType: m.mediaType });

@@ -10,6 +10,7 @@ import { err } from '../errors.js';
 import type { BlobStore } from './blobStore.js';
 import { OCTET_STREAM } from './blobStore.js';
 import { type Hasher, createHasher, restoreHasher } from './hasher.js';
+import type { UploadSessionCache } from './uploadSessionCache.js';
 import type { LinkedBlobStore } from './linkedBlobStore.js';
 import { blobDataPath, uploadDataPath, uploadDir, uploadHashStatePath, uploadHashStatesDir } from './paths.js';
 
@@ -37,12 +38,18 @@ export class BlobWriter {
     private readonly blobStore: BlobStore,
     private readonly layers: LinkedBlobStore,
     private fw: FileWriter,
+    private readonly sessions?: UploadSessionCache,
   ) {}
 
   size(): number { return this.fw.size(); }
 
   /** The saved state after exactly `offset` bytes, or null. */
   private async loadState(ctx: DriverContext, offset: number): Promise<Hasher | null> {
+    const known = this.sessions?.hashState(this.repo, this.id, offset);
+    if (known) {
+      const h = restoreHasher('sha256', known);
+      if (h && h.length === offset) return h;
+    }
     try {
       const h = restoreHasher('sha256', await this.driver.getContent(ctx, uploadHashStatePath(this.repo, this.id, 'sha256', offset)));
       return h && h.length === offset ? h : null;
@@ -150,6 +157,7 @@ export class BlobWriter {
     const state = this.hasher?.marshal();
     if (!state || !this.hasher) return;
     await this.driver.putContent(ctx, uploadHashStatePath(this.repo, this.id, 'sha256', this.hasher.length), state);
+    this.sessions?.savedState(this.repo, this.id, this.hasher.length, state);
   }
 
   /** Releases the writer; the upload stays resumable. */
@@ -216,11 +224,12 @@ export class BlobWriter {
   }
 
   async cancel(ctx: DriverContext): Promise<void> {
-    if (!this.closed) { this.closed = true; await this.fw.close().catch(() => {}); }
+    if (!this.closed) { this.closed = true; await this.fw.cancel().catch(() => {}); }
     await this.removeUploadDir(ctx);
   }
 
   private async removeUploadDir(ctx: DriverContext): Promise<void> {
+    this.sessions?.forget(this.repo, this.id);
     try { await this.driver.delete(ctx, uploadDir(this.repo, this.id)); } catch (e) { if (!isNotFound(e)) throw e; }
   }
 }

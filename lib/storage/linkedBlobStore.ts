@@ -44,6 +44,21 @@ export class LinkedBlobStore {
     return desc;
   }
 
+  /** Throws unknown unless the repository links the blob: one link read, no
+   *  blob stat. For answers that need no size (redirects, manifest reads that
+   *  fetch the content anyway): on object stores every request counts. */
+  async checkLinked(ctx: DriverContext, dgst: string): Promise<void> {
+    if (await this.blobStore.cache.getInRepo(this.repo, dgst)) return;
+    let target: string;
+    try {
+      target = (await this.blobStore.driver.getContent(ctx, this.linkPath(this.repo, dgst))).toString().trim();
+    } catch (e) {
+      if (isNotFound(e)) throw this.unknown(dgst);
+      throw e;
+    }
+    if (target !== dgst) throw this.unknown(dgst);
+  }
+
   async exists(ctx: DriverContext, dgst: string): Promise<boolean> {
     try { await this.stat(ctx, dgst); return true; } catch (e) {
       if ((e as { code?: string }).code === this.unknownCode) return false;

@@ -66,8 +66,11 @@ export class ManifestStore {
     private readonly urlPolicy: URLPolicy | null = { allow: [], deny: [] },
   ) {}
 
-  async get(ctx: DriverContext, dgst: string): Promise<StoredManifest> {
-    await this.revisions.stat(ctx, dgst);
+  /** The manifest, if the repository holds it. viaTag: dgst was just read
+   *  from a tag link of this repository, which a manifest delete removes
+   *  first, so the revision link needs no second read. */
+  async get(ctx: DriverContext, dgst: string, opts: { viaTag?: boolean } = {}): Promise<StoredManifest> {
+    if (!opts.viaTag) await this.revisions.checkLinked(ctx, dgst);
     const cached = this.cache.get(dgst);
     if (cached) return cached;
     let content: Buffer;

@@ -9,6 +9,7 @@ import { type ManifestCache, ManifestStore, type StoredManifest, type URLPolicy 
 import { layerLinkPath, repoRoot, repositoriesRoot, revisionLinkPath } from './paths.js';
 import { ReferrerStore } from './referrerStore.js';
 import { TagStore } from './tagStore.js';
+import { UploadSessionCache } from './uploadSessionCache.js';
 import { UploadStore } from './uploadStore.js';
 
 export interface RegistryOptions {
@@ -33,7 +34,7 @@ export class Repository {
     this.tags = new TagStore(name, registry.driver);
     this.referrers = new ReferrerStore(name, registry.driver);
     this.manifests = new ManifestStore(name, bs, this.revisions, this.blobs, this.tags, this.referrers, registry.manifestCache, registry.urlPolicy);
-    this.uploads = new UploadStore(name, registry.driver, bs, this.blobs);
+    this.uploads = new UploadStore(name, registry.driver, bs, this.blobs, registry.uploadSessions);
   }
 
   /** True when anything of the repository is stored. */
@@ -48,6 +49,7 @@ export class Repository {
 export class Registry {
   readonly blobStore: BlobStore;
   readonly manifestCache: ManifestCache;
+  readonly uploadSessions = new UploadSessionCache();
   readonly urlPolicy: URLPolicy | null;
 
   constructor(readonly driver: StorageDriver, readonly cache: BlobDescriptorCache, opts: RegistryOptions = {}) {

@@ -6,6 +6,7 @@ import type { BlobStore } from './blobStore.js';
 import { BlobWriter, type UploadInfo } from './blobWriter.js';
 import type { LinkedBlobStore } from './linkedBlobStore.js';
 import { uploadDataPath, uploadStartedAtPath } from './paths.js';
+import type { UploadSessionCache } from './uploadSessionCache.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -15,6 +16,7 @@ export class UploadStore {
     private readonly driver: StorageDriver,
     private readonly blobStore: BlobStore,
     private readonly layers: LinkedBlobStore,
+    private readonly sessions: UploadSessionCache,
   ) {}
 
   private unknown(id: string) {
@@ -26,13 +28,18 @@ export class UploadStore {
     const startedAt = new Date();
     await this.driver.putContent(ctx, uploadStartedAtPath(this.repo, id), Buffer.from(startedAt.toISOString()));
     const fw = await this.driver.writer(ctx, uploadDataPath(this.repo, id), false);
-    return new BlobWriter(this.repo, id, startedAt, this.driver, this.blobStore, this.layers, fw);
+    this.sessions.started(this.repo, id, startedAt);
+    return new BlobWriter(this.repo, id, startedAt, this.driver, this.blobStore, this.layers, fw, this.sessions);
   }
 
   private async startedAt(ctx: DriverContext, id: string): Promise<Date> {
     if (!UUID_RE.test(id)) throw this.unknown(id);
+    const known = this.sessions.startedAt(this.repo, id);
+    if (known) return known;
     try {
-      return new Date((await this.driver.getContent(ctx, uploadStartedAtPath(this.repo, id))).toString());
+      const at = new Date((await this.driver.getContent(ctx, uploadStartedAtPath(this.repo, id))).toString());
+      this.sessions.started(this.repo, id, at);
+      return at;
     } catch (e) {
       if (isNotFound(e)) throw this.unknown(id);
       throw e;
@@ -45,7 +52,7 @@ export class UploadStore {
       const fi = await this.driver.stat(ctx, uploadDataPath(this.repo, id));
       return { id, startedAt, size: fi.size };
     } catch (e) {
-      if (isNotFound(e)) throw this.unknown(id);
+      if (isNotFound(e)) { this.sessions.forget(this.repo, id); throw this.unknown(id); }
       throw e;
     }
   }
@@ -57,10 +64,10 @@ export class UploadStore {
     try {
       fw = await this.driver.writer(ctx, uploadDataPath(this.repo, id), true);
     } catch (e) {
-      if (isNotFound(e)) throw this.unknown(id);
+      if (isNotFound(e)) { this.sessions.forget(this.repo, id); throw this.unknown(id); }
       throw e;
     }
-    return new BlobWriter(this.repo, id, startedAt, this.driver, this.blobStore, this.layers, fw);
+    return new BlobWriter(this.repo, id, startedAt, this.driver, this.blobStore, this.layers, fw, this.sessions);
   }
 }
 

@@ -1,0 +1,240 @@
+// Counts storage requests on the object-store drivers: a counting proxy sits
+// between the registry and the stand-in (s3rver, azurite, the GCS emulator)
+// and names every request. Three operations on a 3-layer image: a push by
+// skopeo, a pull by skopeo (registry freshly started: nothing cached), and one
+// manifest GET by tag (fresh registry, then the same GET again, cached).
+// Blob GETs that clients make themselves, following a redirect, are counted
+// apart: they are storage requests, but not the registry's.
+// distribution 2.8.2 is measured on s3rver for the pull and the manifest GET
+// (it cannot push there: it needs ListMultipartUploads).
+// Usage: npm run bench:requests   (needs skopeo; docker-registry for the comparison)
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as http from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { freePort, spawnRegistry, waitForHttp } from '../test/helpers/registry.js';
+import { S3RVER_KEY, S3RVER_SECRET, startS3rver } from '../test/helpers/s3rver.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite } from '../test/helpers/azurite.js';
+import { startGcsEmulator } from '../test/helpers/gcs.js';
+import { image, imageBlobs, writeLayout } from '../test/helpers/ociLayout.js';
+import { skopeo } from '../test/helpers/skopeo.js';
+
+type Classifier = (method: string, url: URL, headers: http.IncomingHttpHeaders) => string;
+
+const s3Kind: Classifier = (m, u, h) => {
+  const q = u.searchParams;
+  if (m === 'GET' && q.has('list-type')) return 'ListObjectsV2';
+  if (m === 'GET' && q.has('uploads')) return 'ListMultipartUploads';
+  if (m === 'GET' && q.has('uploadId')) return 'ListParts';
+  if (m === 'GET') return 'GetObject';
+  if (m === 'HEAD') return 'HeadObject';
+  if (m === 'PUT' && q.has('partNumber')) return h['x-amz-copy-source'] ? 'UploadPartCopy' : 'UploadPart';
+  if (m === 'PUT') return h['x-amz-copy-source'] ? 'CopyObject' : 'PutObject';
+  if (m === 'POST' && q.has('uploads')) return 'CreateMultipartUpload';
+  if (m === 'POST' && q.has('uploadId')) return 'CompleteMultipartUpload';
+  if (m === 'POST' && q.has('delete')) return 'DeleteObjects';
+  if (m === 'DELETE') return q.has('uploadId') ? 'AbortMultipartUpload' : 'DeleteObject';
+  return `${m} ${u.pathname}`;
+};
+
+const azureKind: Classifier = (m, u, h) => {
+  const comp = u.searchParams.get('comp');
+  if (m === 'GET' && comp === 'list') return 'List Blobs';
+  if (m === 'GET') return 'Get Blob';
+  if (m === 'HEAD') return 'Get Blob Properties';
+  if (m === 'PUT' && comp === 'appendblock') return 'Append Block';
+  if (m === 'PUT' && h['x-ms-copy-source']) return 'Copy Blob';
+  if (m === 'PUT' && h['x-ms-blob-type'] === 'AppendBlob') return 'Put Blob (append)';
+  if (m === 'PUT') return 'Put Blob';
+  if (m === 'DELETE') return 'Delete Blob';
+  return `${m} ${comp ?? ''}`;
+};
+
+const gcsKind: Classifier = (m, u) => {
+  const p = u.pathname;
+  if (m === 'POST' && p.startsWith('/upload/')) return 'objects.insert';
+  if (m === 'POST' && p.endsWith('/compose')) return 'objects.compose';
+  if (m === 'POST' && /\/(rewriteTo|copyTo)\//.test(p)) return 'objects.rewrite';
+  if (m === 'GET' && /\/b\/[^/]+\/o$/.test(p)) return 'objects.list';
+  if (m === 'GET' && (u.searchParams.get('alt') === 'media' || p.startsWith('/download/'))) return 'objects.get (media)';
+  if (m === 'GET' && /\/b\/[^/]+\/o\/[^/]+$/.test(p)) return 'objects.get (metadata)';
+  if (m === 'GET') return 'objects.get (signed URL)';
+  if (m === 'DELETE') return 'objects.delete';
+  return `${m} ${p}`;
+};
+
+interface Counts { registry: Map<string, number>; client: Map<string, number> }
+
+/** Forwards everything to target and counts it; a request whose User-Agent is not an SDK's came from a client following a redirect. */
+async function countingProxy(target: string, classify: Classifier) {
+  const t = new URL(target);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  let counts: Counts = { registry: new Map(), client: new Map() };
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url!, target);
+    const kind = classify(req.method!, url, req.headers);
+    const ua = String(req.headers['user-agent'] ?? '');
+    const fromSdk = /aws-sdk|azsdk|gcloud|gl-node|gccl|google-api-nodejs-client/i.test(ua) || req.headers['x-goog-api-client'] !== undefined;
+    const m = fromSdk ? counts.registry : counts.client;
+    m.set(kind, (m.get(kind) ?? 0) + 1);
+    if (process.env.TRACE) console.error(`${fromSdk ? 'registry' : 'client  '} ${kind} ${decodeURIComponent(url.pathname).slice(0, 140)}`);
+    const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers, agent }, (ur) => {
+      res.writeHead(ur.statusCode!, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    take(): Counts { const c = counts; counts = { registry: new Map(), client: new Map() }; return c; },
+    close: () => new Promise<void>((r) => { agent.destroy(); server.close(() => r()); server.closeAllConnections(); }),
+  };
+}
+
+interface Backend { name: string; classify: Classifier; start(): Promise<{ target: string; storageYaml(proxy: string): string; distributionYaml?(proxy: string): string; stop(): Promise<void> }> }
+
+const only = process.env.ONLY;
+const backends: Backend[] = ([
+  {
+    name: 's3 (s3rver)', classify: s3Kind,
+    async start() {
+      const s3 = await startS3rver();
+      const bucket = await s3.bucket();
+      return {
+        target: s3.endpoint,
+        storageYaml: (proxy) => `  s3:\n    region: us-east-1\n    regionendpoint: ${proxy}\n    bucket: ${bucket}\n    accesskey: ${S3RVER_KEY}\n    secretkey: ${S3RVER_SECRET}\n    rootdirectory: /reg\n`,
+        distributionYaml: (proxy) => `  s3:\n    region: us-east-1\n    regionendpoint: ${proxy}\n    bucket: ${bucket}\n    accesskey: ${S3RVER_KEY}\n    secretkey: ${S3RVER_SECRET}\n    rootdirectory: /reg\n    secure: false\n    v4auth: true\n`,
+        stop: () => s3.stop(),
+      };
+    },
+  },
+  {
+    name: 'azure (azurite)', classify: azureKind,
+    async start() {
+      const az = await startAzurite();
+      const container = `c${Date.now().toString(36)}`;
+      await new BlobServiceClient(az.serviceurl, new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY)).getContainerClient(container).create();
+      const target = new URL(az.serviceurl).origin;
+      return {
+        target,
+        storageYaml: (proxy) => `  azure:\n    accountname: ${AZURITE_ACCOUNT}\n    accountkey: ${AZURITE_KEY}\n    container: ${container}\n    serviceurl: ${proxy}/${AZURITE_ACCOUNT}\n    rootdirectory: /reg\n`,
+        stop: () => az.stop(),
+      };
+    },
+  },
+  {
+    name: 'gcs (Cloud Storage emulator)', classify: gcsKind,
+    async start() {
+      const emu = await startGcsEmulator();
+      const bucket = await emu.bucket();
+      const creds = `      client_email: ${emu.credentials.client_email}\n      private_key: ${JSON.stringify(emu.credentials.private_key)}\n`;
+      return {
+        target: emu.endpoint,
+        storageYaml: (proxy) => `  gcs:\n    bucket: ${bucket}\n    endpoint: ${proxy}\n    rootdirectory: /reg\n    credentials:\n${creds}`,
+        stop: () => emu.stop(),
+      };
+    },
+  },
+] as Backend[]).filter((b) => !only || b.name.startsWith(only));
+
+async function startDistributionOn(storage: string, dir: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const cfg = join(dir, 'distribution.yml');
+  await writeFile(cfg, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n${storage}  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: s\n`);
+  // AWS_CA_BUNDLE (set on some machines) makes distribution's old aws-sdk-go panic at start.
+  const { AWS_CA_BUNDLE: _ca, ...env } = process.env;
+  const proc: ChildProcess = spawn('docker-registry', ['serve', cfg], { stdio: 'ignore', detached: true, env });
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/v2/`);
+  return {
+    url,
+    async stop() {
+      const exited = new Promise((r) => proc.once('exit', r));
+      try { process.kill(-proc.pid!, 'SIGKILL'); } catch { /* gone */ }
+      await exited;
+    },
+  };
+}
+
+const fmt = (m: Map<string, number>) => {
+  const total = [...m.values()].reduce((a, b) => a + b, 0);
+  return { total, detail: [...m.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${v} ${k}`).join(', ') || '-' };
+};
+
+async function main(): Promise<void> {
+  if (spawnSync('sh', ['-c', 'command -v skopeo']).status !== 0) throw new Error('skopeo is needed (apt-get install skopeo)');
+  const hasDistribution = spawnSync('sh', ['-c', 'command -v docker-registry']).status === 0;
+  const dir = await mkdtemp(join(tmpdir(), 'bench-requests-'));
+  const img = image(3, 'amd64', 1 << 20);
+  await writeLayout(join(dir, 'img'), img.manifest, imageBlobs(img), 'v1');
+  const rows: string[] = [];
+  const row = (who: string, op: string, c: Counts) => {
+    const r = fmt(c.registry);
+    const cl = fmt(c.client);
+    rows.push(`| ${who} | ${op} | ${r.total} | ${r.detail} | ${cl.total ? `${cl.total}: ${cl.detail}` : '-'} |`);
+  };
+  try {
+    for (const b of backends) {
+      const be = await b.start();
+      const proxy = await countingProxy(be.target, b.classify);
+      const cfg = join(dir, 'registry.yml');
+      await writeFile(cfg, `version: 0.1\nlog:\n  level: error\nstorage:\n${be.storageYaml(proxy.url)}  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:0\n  secret: s\n`);
+      try {
+        let reg = await spawnRegistry(cfg);
+        proxy.take();
+        await skopeo('copy', `oci:${join(dir, 'img')}:v1`, `docker://${new URL(reg.url).host}/bench/img:v1`);
+        row(`ours, ${b.name}`, 'push (skopeo)', proxy.take());
+        await reg.stop();
+
+        reg = await spawnRegistry(cfg);
+        proxy.take();
+        await skopeo('copy', `docker://${new URL(reg.url).host}/bench/img:v1`, `oci:${join(dir, `out-${b.classify.name}`)}:v1`);
+        row(`ours, ${b.name}`, 'pull (skopeo), uncached', proxy.take());
+        await reg.stop();
+
+        reg = await spawnRegistry(cfg);
+        proxy.take();
+        const get = () => fetch(`${reg.url}/v2/bench/img/manifests/v1`, { headers: { Accept: img.manifest.mediaType } }).then((r) => r.arrayBuffer());
+        await get();
+        row(`ours, ${b.name}`, 'manifest GET by tag, uncached', proxy.take());
+        await get();
+        row(`ours, ${b.name}`, 'manifest GET by tag, again', proxy.take());
+        await reg.stop();
+
+        if (hasDistribution && be.distributionYaml) {
+          const dist = await startDistributionOn(be.distributionYaml(proxy.url), dir);
+          try {
+            proxy.take();
+            await skopeo('copy', `docker://${new URL(dist.url).host}/bench/img:v1`, `oci:${join(dir, 'out-dist')}:v1`);
+            row(`distribution 2.8.2, ${b.name}`, 'pull (skopeo), uncached', proxy.take());
+            await dist.stop();
+            const dist2 = await startDistributionOn(be.distributionYaml(proxy.url), dir);
+            proxy.take();
+            await fetch(`${dist2.url}/v2/bench/img/manifests/v1`, { headers: { Accept: img.manifest.mediaType } }).then((r) => r.arrayBuffer());
+            row(`distribution 2.8.2, ${b.name}`, 'manifest GET by tag, uncached', proxy.take());
+            await fetch(`${dist2.url}/v2/bench/img/manifests/v1`, { headers: { Accept: img.manifest.mediaType } }).then((r) => r.arrayBuffer());
+            row(`distribution 2.8.2, ${b.name}`, 'manifest GET by tag, again', proxy.take());
+            await dist2.stop();
+          } catch (e) {
+            await dist.stop();
+            throw e;
+          }
+        }
+      } finally {
+        await proxy.close();
+        await be.stop();
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  console.log('| registry, storage | operation | requests by the registry | by kind | by clients following redirects |');
+  console.log('|---|---|---|---|---|');
+  for (const r of rows) console.log(r);
+}
+
+await main();
