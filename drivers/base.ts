@@ -50,7 +50,13 @@ export class Base implements StorageDriver {
     this.check(p); return this.wrap(() => this.d.reader(ctx, p, offset));
   }
   async writer(ctx: DriverContext, p: string, append: boolean): Promise<FileWriter> {
-    this.check(p); return this.wrap(() => this.d.writer(ctx, p, append));
+    this.check(p);
+    const fw = await this.wrap(() => this.d.writer(ctx, p, append));
+    if (fw.commitTo) {
+      const commitTo = fw.commitTo.bind(fw);
+      fw.commitTo = (dest: string) => { this.check(dest); return this.wrap(() => commitTo(dest)); };
+    }
+    return fw;
   }
   async stat(ctx: DriverContext, p: string): Promise<FileInfo> {
     this.check(p, true); return this.wrap(() => this.d.stat(ctx, p));

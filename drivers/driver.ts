@@ -27,6 +27,12 @@ export interface FileWriter {
   close(): Promise<void>;
   cancel(): Promise<void>;
   commit(): Promise<void>;
+  /** Optional: stores the written bytes at dest instead of at the writer's
+   *  path, where that is cheaper than commit() and a move (object stores:
+   *  one PUT or one compose instead of PUT, copy and delete). Returns true
+   *  when done (the writer is finished and its own path holds nothing), false
+   *  when it cannot (the writer stays open: commit() as usual). */
+  commitTo?(dest: string): Promise<boolean>;
 }
 
 export type WalkResult = void | 'skipdir';

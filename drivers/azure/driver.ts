@@ -11,9 +11,9 @@ import {
   InvalidOffsetError, PathNotFoundError, StorageDriverError,
 } from '../driver.js';
 import { walkByList } from '../base.js';
+import { AzureWriter } from './writer.js';
 
 const NAME = 'azure';
-const APPEND_MAX = 4 << 20; // the append-block limit every service version accepts
 const REDIRECT_TTL_MS = 20 * 60_000;
 
 export interface AzureParams {
@@ -102,30 +102,9 @@ export class AzureDriver implements StorageDriver {
         if (notFound(e)) throw new PathNotFoundError(p, NAME);
         throw e;
       }
-    } else {
-      await blob.create();
     }
-    let state: 'open' | 'closed' | 'committed' | 'cancelled' = 'open';
-    const ensureOpen = () => { if (state !== 'open') throw new StorageDriverError(`${NAME}: writer is ${state}`, NAME); };
-    return {
-      async write(chunk: Buffer) {
-        ensureOpen();
-        for (let off = 0; off < chunk.length; off += APPEND_MAX) {
-          const part = chunk.subarray(off, Math.min(chunk.length, off + APPEND_MAX));
-          // The offset condition makes a retried or racing append fail instead of duplicating bytes.
-          await blob.appendBlock(part, part.length, { conditions: { appendPosition: size } });
-          size += part.length;
-        }
-      },
-      size: () => size,
-      async close() { if (state === 'open') state = 'closed'; },
-      async cancel() {
-        if (state === 'committed') throw new StorageDriverError(`${NAME}: writer already committed`, NAME);
-        state = 'cancelled';
-        await blob.deleteIfExists();
-      },
-      async commit() { ensureOpen(); state = 'committed'; },
-    };
+    // A new writer creates its blob when it first stores something (or is closed).
+    return new AzureWriter(blob, p, size, append, (dest) => this.container.getBlobClient(this.key(dest)));
   }
 
   async stat(_ctx: DriverContext, p: string): Promise<FileInfo> {
@@ -163,12 +142,27 @@ export class AzureDriver implements StorageDriver {
   }
 
   async delete(_ctx: DriverContext, p: string): Promise<void> {
-    let found = await this.container.getBlobClient(this.key(p)).deleteIfExists().then((r) => r.succeeded);
-    for await (const item of this.container.listBlobsFlat({ prefix: this.dirPrefix(p) })) {
-      await this.container.getBlobClient(item.name).deleteIfExists();
-      found = true;
+    // One listing finds the file and everything below it: `key`, siblings
+    // such as `key-x` (skipped), then `key/…`.
+    const key = this.key(p);
+    const below = `${key}/`;
+    const names: string[] = [];
+    for await (const item of this.container.listBlobsFlat({ prefix: key })) {
+      if (item.name === key || item.name.startsWith(below)) names.push(item.name);
+      else if (item.name > `${below}~`) break;
     }
-    if (!found) throw new PathNotFoundError(p, NAME);
+    if (names.length === 0) throw new PathNotFoundError(p, NAME);
+    if (names.length === 1) {
+      await this.container.getBlobClient(names[0]).deleteIfExists();
+      return;
+    }
+    // Batches of 256 (the service's limit) in one request each.
+    const batch = this.container.getBlobBatchClient();
+    for (let i = 0; i < names.length; i += 256) {
+      const res = await batch.deleteBlobs(names.slice(i, i + 256).map((n) => this.container.getBlobClient(n)));
+      const failed = res.subResponses.filter((r) => r.status >= 300 && r.status !== 404);
+      if (failed.length) throw new StorageDriverError(`${NAME}: delete of ${p} failed for ${failed.length} blobs: ${failed[0].status} ${failed[0].errorCode ?? ''}`, NAME);
+    }
   }
 
   walk(ctx: DriverContext, p: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void> {

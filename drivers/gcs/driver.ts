@@ -28,7 +28,7 @@ export interface GcsParams {
 }
 
 const code = (e: unknown) => (e as { code?: number })?.code;
-const isPart = (key: string) => key.includes(PART_MARK);
+const isPart = (key: string) => key.includes(PART_MARK); // parts and compose intermediates
 
 export class GcsDriver implements StorageDriver {
   readonly bucket: Bucket;
@@ -149,14 +149,15 @@ export class GcsDriver implements StorageDriver {
 
   async writer(ctx: DriverContext, p: string, append: boolean): Promise<FileWriter> {
     const key = this.key(p);
-    if (!append) return new GcsWriter(this.c, key, p, []);
+    const keyOf = (path: string) => this.key(path);
+    if (!append) return new GcsWriter(this.c, key, p, [], keyOf);
     const parts = await listParts(this.c, key, p);
     if (parts.length === 0) {
       const fi = await this.stat(ctx, p).catch(() => null);
       if (fi && !fi.isDir) throw new StorageDriverError(`${NAME}: ${p} is committed and cannot be appended to`, NAME);
       throw new PathNotFoundError(p, NAME);
     }
-    return new GcsWriter(this.c, key, p, parts);
+    return new GcsWriter(this.c, key, p, parts, keyOf);
   }
 
   async stat(_ctx: DriverContext, p: string): Promise<FileInfo> {

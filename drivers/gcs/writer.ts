@@ -33,8 +33,9 @@ export async function listParts(c: GcsContext, key: string, path: string): Promi
   do {
     const [files, next] = await c.bucket.getFiles({ prefix: key + PART_MARK, autoPaginate: false, maxResults: 1000, pageToken });
     for (const f of files) {
-      const offset = Number(f.name.slice(key.length + PART_MARK.length));
-      parts.push({ name: f.name, offset, size: Number(f.metadata.size ?? 0) });
+      const suffix = f.name.slice(key.length + PART_MARK.length);
+      if (!/^\d+$/.test(suffix)) continue; // a compose intermediate, not a part
+      parts.push({ name: f.name, offset: Number(suffix), size: Number(f.metadata.size ?? 0) });
     }
     pageToken = (next as { pageToken?: string } | null)?.pageToken;
   } while (pageToken);
@@ -63,7 +64,14 @@ export class GcsWriter implements FileWriter {
   private total: number;
   private status: 'open' | 'closed' | 'committed' | 'cancelled' = 'open';
 
-  constructor(private readonly c: GcsContext, private readonly key: string, private readonly path: string, private readonly parts: PartRef[]) {
+  constructor(
+    private readonly c: GcsContext,
+    private readonly key: string,
+    private readonly path: string,
+    private readonly parts: PartRef[],
+    /** Key of a driver path, for commitTo. */
+    private readonly keyOf: (path: string) => string,
+  ) {
     this.total = parts.reduce((a, p) => a + p.size, 0);
   }
 
@@ -120,14 +128,24 @@ export class GcsWriter implements FileWriter {
   }
 
   async commit(): Promise<void> {
+    await this.finish(this.key);
+  }
+
+  /** Compose writes any key: the file goes straight to dest. */
+  async commitTo(dest: string): Promise<boolean> {
+    await this.finish(this.keyOf(dest));
+    return true;
+  }
+
+  private async finish(target: string): Promise<void> {
     this.ensureOpen();
-    const file = this.c.bucket.file(this.key);
+    const file = this.c.bucket.file(target);
     if (this.parts.length === 0) {
       // Never closed, never past one chunk: one upload.
       await file.save(this.buf ? this.buf.subarray(0, this.fill) : Buffer.alloc(0), { resumable: false, validation: false, contentType: this.c.contentType });
     } else {
       if (this.fill > 0) await this.flushPart();
-      await this.assemble();
+      await this.assemble(target);
       await deleteObjects(this.c, this.parts.map((p) => p.name));
     }
     this.status = 'committed';
@@ -135,7 +153,7 @@ export class GcsWriter implements FileWriter {
   }
 
   /** Composes the parts into the file, 32 at a time (a chain through intermediate objects). */
-  private async assemble(): Promise<void> {
+  private async assemble(target: string): Promise<void> {
     const names = this.parts.map((p) => p.name).filter((_, i) => this.parts[i].size > 0 || this.parts.length === 1);
     if (this.c.canCompose) {
       try {
@@ -145,7 +163,7 @@ export class GcsWriter implements FileWriter {
         while (sources.length > COMPOSE_MAX) {
           const next: string[] = [];
           for (let i = 0; i < sources.length; i += COMPOSE_MAX) {
-            const temp = `${this.key}#compose-${round}-${i / COMPOSE_MAX}`;
+            const temp = `${this.key}${PART_MARK}compose-${round}-${i / COMPOSE_MAX}`;
             await this.c.bucket.combine(sources.slice(i, i + COMPOSE_MAX), temp);
             next.push(temp);
             temps.push(temp);
@@ -153,7 +171,7 @@ export class GcsWriter implements FileWriter {
           sources = next;
           round++;
         }
-        await this.c.bucket.combine(sources, this.key);
+        await this.c.bucket.combine(sources, target);
         await deleteObjects(this.c, temps);
         return;
       } catch (e) {
@@ -172,6 +190,6 @@ export class GcsWriter implements FileWriter {
         for await (const chunk of c.bucket.file(p.name).createReadStream({ validation: false })) yield chunk as Buffer;
       }
     }
-    await pipeline(concat(), this.c.bucket.file(this.key).createWriteStream({ resumable: false, validation: false, contentType: this.c.contentType }));
+    await pipeline(concat(), this.c.bucket.file(target).createWriteStream({ resumable: false, validation: false, contentType: this.c.contentType }));
   }
 }

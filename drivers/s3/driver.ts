@@ -173,7 +173,8 @@ export class S3Driver implements StorageDriver {
   async writer(_ctx: DriverContext, p: string, append: boolean): Promise<FileWriter> {
     const key = this.key(p);
     // A new writer costs no request until it has something to store.
-    if (!append) return new S3Writer(this.c, key, p, { parts: [], size: 0 }, null, false);
+    const keyOf = (path: string) => this.key(path);
+    if (!append) return new S3Writer(this.c, key, p, { parts: [], size: 0 }, null, false, keyOf);
     let body: Buffer;
     try {
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.p.bucket, Key: key + SIDECAR_SUFFIX }));
@@ -185,7 +186,7 @@ export class S3Driver implements StorageDriver {
       throw new PathNotFoundError(p, NAME);
     }
     const { state, tail } = decodeSidecar(body, p);
-    return new S3Writer(this.c, key, p, state, tail, true);
+    return new S3Writer(this.c, key, p, state, tail, true, keyOf);
   }
 
   async stat(_ctx: DriverContext, p: string): Promise<FileInfo> {

@@ -58,6 +58,8 @@ export class S3Writer implements FileWriter {
     tail: Buffer | null,
     /** Whether a sidecar exists in the bucket (this writer resumed one or wrote one). */
     private sidecar: boolean,
+    /** Key of a driver path, for commitTo. */
+    private readonly keyOf: (path: string) => string,
   ) {
     this.total = state.size;
     if (tail && tail.length > 0) {
@@ -132,6 +134,19 @@ export class S3Writer implements FileWriter {
     this.buf = null;
     if (this.state.uploadId) await abortUpload(this.c, this.key, this.state.uploadId);
     if (this.sidecar) await this.c.client.send(new DeleteObjectCommand({ Bucket: this.c.bucket, Key: this.key + SIDECAR_SUFFIX }));
+  }
+
+  /** A file that never needed a part goes to dest in one PUT; a multipart
+   *  upload is bound to its key, so that one is committed in place. */
+  async commitTo(dest: string): Promise<boolean> {
+    this.ensureOpen();
+    if (this.state.uploadId) return false;
+    const body = this.buf ? this.buf.subarray(0, this.fill) : Buffer.alloc(0);
+    await this.c.client.send(new PutObjectCommand({ ...this.c.objectOptions, Bucket: this.c.bucket, Key: this.keyOf(dest), Body: body, ContentLength: body.length }));
+    this.status = 'committed';
+    this.buf = null;
+    if (this.sidecar) await this.c.client.send(new DeleteObjectCommand({ Bucket: this.c.bucket, Key: this.key + SIDECAR_SUFFIX }));
+    return true;
   }
 
   async commit(): Promise<void> {

@@ -121,6 +121,27 @@ export function driverSuite(title: string, make: () => Promise<{ driver: Storage
       expect((await d.getContent(ctx, p)).toString()).to.equal('x');
     });
 
+    it('commitTo (where a driver has it) stores the bytes at another path, or declines and stays open', async () => {
+      const r = root();
+      for (const size of [10, 3 << 20, 12 << 20]) {
+        const data = randomBytes(size);
+        let w = await d.writer(ctx, `${r}/ct/${size}/src`, false);
+        if (!w.commitTo) return;
+        await w.write(data.subarray(0, size >> 1));
+        await w.close();
+        w = await d.writer(ctx, `${r}/ct/${size}/src`, true);
+        await w.write(data.subarray(size >> 1));
+        if (await w.commitTo!(`${r}/ct/${size}/dest`)) {
+          expect((await d.getContent(ctx, `${r}/ct/${size}/dest`)).equals(data), `${size}`).to.equal(true);
+          await rejects(d.stat(ctx, `${r}/ct/${size}/src`), PathNotFoundError);
+          await rejects(d.writer(ctx, `${r}/ct/${size}/src`, true), PathNotFoundError);
+        } else {
+          await w.commit();
+          expect((await d.getContent(ctx, `${r}/ct/${size}/src`)).equals(data), `${size}`).to.equal(true);
+        }
+      }
+    });
+
     it('cancel removes what the writer wrote', async () => {
       const p = `${root()}/cancel`;
       const w = await d.writer(ctx, p, false);

@@ -59,8 +59,11 @@ export class BlobWriter {
     }
   }
 
-  /** Loads the hash state matching the stored bytes, re-reading only what no saved state covers. */
-  private async ensureHasher(ctx: DriverContext): Promise<Hasher> {
+  /** Loads the hash state matching the stored bytes, re-reading only what no
+   *  saved state covers (or, with mayRead false, null if that would be needed). */
+  private async ensureHasher(ctx: DriverContext): Promise<Hasher>;
+  private async ensureHasher(ctx: DriverContext, mayRead: false): Promise<Hasher | null>;
+  private async ensureHasher(ctx: DriverContext, mayRead = true): Promise<Hasher | null> {
     if (this.hasher) return this.hasher;
     const size = this.fw.size();
     let hasher: Hasher | null = null;
@@ -82,6 +85,7 @@ export class BlobWriter {
         if (hasher) break;
       }
       hasher ??= createHasher('sha256');
+      if (hasher.length < size && !mayRead) return null;
       if (hasher.length < size) {
         // Fallback: re-hash the stored bytes that no saved state covers.
         const r = await this.driver.reader(ctx, uploadDataPath(this.repo, this.id), hasher.length);
@@ -172,6 +176,24 @@ export class BlobWriter {
     const parsed = parseDigest(dgst);
     if (!parsed) throw err('DIGEST_INVALID', `invalid digest: ${dgst.slice(0, 200)}`, { digest: dgst.slice(0, 200) });
     const size = this.fw.size();
+    const target = blobDataPath(dgst);
+    const direct = !this.closed && this.fw.commitTo !== undefined && parsed.algorithm === 'sha256'
+      && (expectedSize === undefined || expectedSize === size);
+    if (direct) {
+      // Object stores: verify first (from the hash state, no read), then store
+      // the bytes at the blob's path directly: no copy, no delete, no re-check.
+      // A blob already there is replaced by identical, verified bytes.
+      const hasher = await this.ensureHasher(ctx, false);
+      if (hasher) {
+        if (hasher.hex() !== parsed.hex) {
+          await this.cancel(ctx);
+          throw err('DIGEST_INVALID', `digest mismatch: uploaded content is sha256:${hasher.hex()}, not ${dgst}`, { digest: dgst });
+        }
+        this.closed = true;
+        if (await this.fw.commitTo!(target)) return this.finishCommit(ctx, dgst, size);
+        this.closed = false;
+      }
+    }
     if (!this.closed) {
       // commit() makes the data durable (the filesystem driver syncs it) and
       // readable: object stores show a file only once it is committed, and a
@@ -195,13 +217,17 @@ export class BlobWriter {
       await this.cancel(ctx);
       throw err('DIGEST_INVALID', `digest mismatch: uploaded content is ${parsed.algorithm}:${actual}, not ${dgst}`, { digest: dgst });
     }
-    const target = blobDataPath(dgst);
     let present = false;
     try { present = (await this.driver.stat(ctx, target)).size === size; } catch (e) { if (!isNotFound(e)) throw e; }
     if (!present) {
       await this.driver.move(ctx, uploadDataPath(this.repo, this.id), target);
       await this.recheck(ctx, target, dgst, size);
     }
+    return this.finishCommit(ctx, dgst, size);
+  }
+
+  /** The blob is stored: describe it, link it into the repository, drop the session. */
+  private async finishCommit(ctx: DriverContext, dgst: string, size: number): Promise<Descriptor> {
     const desc: Descriptor = { digest: dgst, size, mediaType: OCTET_STREAM };
     await this.blobStore.cache.set(desc);
     await this.layers.link(ctx, desc);
