@@ -135,6 +135,7 @@ export function createDriver(name: string, params: Record<string, unknown>, log?
         realm: str(params, 'realm', 'azure', false),
         serviceurl: str(params, 'serviceurl', 'azure', false),
         rootdirectory: str(params, 'rootdirectory', 'azure', false),
+        log,
       }));
     }
     default:

@@ -2,9 +2,11 @@
 // blobs: any process can continue one (its size is the blob's length), and
 // its bytes are readable before commit, so an upload resumes anywhere.
 import {
-  AnonymousCredential, BlobSASPermissions, BlobServiceClient, type ContainerClient, RestError,
-  StorageSharedKeyCredential,
+  BlobSASPermissions, BlobServiceClient, type ContainerClient, RestError, StorageSharedKeyCredential,
+  type UserDelegationKey,
 } from '@azure/storage-blob';
+import { DefaultAzureCredential } from '@azure/identity';
+import type { Logger } from 'pino';
 import { Readable } from 'node:stream';
 import {
   type DriverContext, type FileInfo, type FileWriter, type StorageDriver, type WalkResult,
@@ -15,6 +17,7 @@ import { AzureWriter } from './writer.js';
 
 const NAME = 'azure';
 const REDIRECT_TTL_MS = 20 * 60_000;
+const SAS_VERSION = '2025-11-05';
 
 export interface AzureParams {
   accountname: string;
@@ -23,21 +26,44 @@ export interface AzureParams {
   realm?: string;
   serviceurl?: string;
   rootdirectory?: string;
+  log?: Logger;
 }
 
 const notFound = (e: unknown) => e instanceof RestError && e.statusCode === 404;
 
 export class AzureDriver implements StorageDriver {
   readonly container: ContainerClient;
+  private readonly service: BlobServiceClient;
   private readonly root: string;
-  private readonly canSign: boolean;
+  private readonly sharedKey: boolean;
+  private delegation: { expires: number; key: Promise<UserDelegationKey> } | null = null;
+  private warnedDelegation = false;
+  private readonly log?: Logger;
 
   constructor(params: AzureParams) {
-    const cred = params.accountkey ? new StorageSharedKeyCredential(params.accountname, params.accountkey) : new AnonymousCredential();
+    // With an account key: shared-key signing. Without: DefaultAzureCredential
+    // (environment, workload identity, managed identity, Azure CLI ...), and
+    // redirects signed with a user delegation key.
+    const cred = params.accountkey ? new StorageSharedKeyCredential(params.accountname, params.accountkey) : new DefaultAzureCredential();
     const url = params.serviceurl ?? `https://${params.accountname}.blob.${params.realm ?? 'core.windows.net'}`;
-    this.container = new BlobServiceClient(url, cred).getContainerClient(params.container);
+    this.service = new BlobServiceClient(url, cred);
+    this.container = this.service.getContainerClient(params.container);
     this.root = (params.rootdirectory ?? '').replace(/^\/+|\/+$/g, '');
-    this.canSign = Boolean(params.accountkey);
+    this.sharedKey = Boolean(params.accountkey);
+    this.log = params.log;
+  }
+
+  /** A user delegation key (valid a day), renewed when less than an hour is left. */
+  private async delegationKey(): Promise<UserDelegationKey> {
+    const now = Date.now();
+    if (!this.delegation || this.delegation.expires - now < 3600_000) {
+      this.delegation ??= { expires: 0, key: null as unknown as Promise<UserDelegationKey> };
+      const expires = now + 24 * 3600_000;
+      const key = this.service.getUserDelegationKey(new Date(now - 5 * 60_000), new Date(expires)).then((r) => r as UserDelegationKey);
+      this.delegation = { expires, key };
+      key.catch(() => { if (this.delegation?.key === key) this.delegation = null; });
+    }
+    return this.delegation.key;
   }
 
   name(): string { return NAME; }
@@ -170,10 +196,23 @@ export class AzureDriver implements StorageDriver {
   }
 
   async redirectURL(_ctx: DriverContext, method: string, p: string): Promise<string | null> {
-    if (!this.canSign || (method !== 'GET' && method !== 'HEAD')) return null;
-    return this.container.getBlobClient(this.key(p)).generateSasUrl({
-      permissions: BlobSASPermissions.parse('r'),
-      expiresOn: new Date(Date.now() + REDIRECT_TTL_MS),
-    });
+    if (method !== 'GET' && method !== 'HEAD') return null;
+    // The SAS format is pinned to a released service version (2025-11-05)
+    // rather than the SDK's newest, which emulators and older stacks may not
+    // verify yet; Azure accepts every released version.
+    const options = { permissions: BlobSASPermissions.parse('r'), expiresOn: new Date(Date.now() + REDIRECT_TTL_MS), version: SAS_VERSION };
+    const blob = this.container.getBlobClient(this.key(p));
+    if (this.sharedKey) return blob.generateSasUrl(options);
+    try {
+      return await blob.generateUserDelegationSasUrl(options, await this.delegationKey());
+    } catch (e) {
+      // No delegation right (role "Storage Blob Delegator"): stream instead.
+      if (!this.warnedDelegation) {
+        this.warnedDelegation = true;
+        const msg = `azure: no user delegation key (${(e as Error).message}); blob GETs are streamed, not redirected`;
+        if (this.log) this.log.warn(msg); else process.emitWarning(msg);
+      }
+      return null;
+    }
   }
 }
