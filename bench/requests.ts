@@ -9,7 +9,6 @@
 // (it cannot push there: it needs ListMultipartUploads).
 // Usage: npm run bench:requests   (needs skopeo; docker-registry for the comparison)
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import * as http from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,8 +19,8 @@ import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite } from '../test/helpers/azur
 import { startGcsEmulator } from '../test/helpers/gcs.js';
 import { image, imageBlobs, writeLayout } from '../test/helpers/ociLayout.js';
 import { skopeo } from '../test/helpers/skopeo.js';
+import { type Classifier, type Counts, startStorageProxy } from '../test/helpers/storageProxy.js';
 
-type Classifier = (method: string, url: URL, headers: http.IncomingHttpHeaders) => string;
 
 const s3Kind: Classifier = (m, u, h) => {
   const q = u.searchParams;
@@ -64,36 +63,6 @@ const gcsKind: Classifier = (m, u) => {
   if (m === 'DELETE') return 'objects.delete';
   return `${m} ${p}`;
 };
-
-interface Counts { registry: Map<string, number>; client: Map<string, number> }
-
-/** Forwards everything to target and counts it; a request whose User-Agent is not an SDK's came from a client following a redirect. */
-async function countingProxy(target: string, classify: Classifier) {
-  const t = new URL(target);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  let counts: Counts = { registry: new Map(), client: new Map() };
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url!, target);
-    const kind = classify(req.method!, url, req.headers);
-    const ua = String(req.headers['user-agent'] ?? '');
-    const fromSdk = /aws-sdk|azsdk|gcloud|gl-node|gccl|google-api-nodejs-client/i.test(ua) || req.headers['x-goog-api-client'] !== undefined;
-    const m = fromSdk ? counts.registry : counts.client;
-    m.set(kind, (m.get(kind) ?? 0) + 1);
-    if (process.env.TRACE) console.error(`${fromSdk ? 'registry' : 'client  '} ${kind} ${decodeURIComponent(url.pathname).slice(0, 140)}`);
-    const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers, agent }, (ur) => {
-      res.writeHead(ur.statusCode!, ur.headers);
-      ur.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
-    take(): Counts { const c = counts; counts = { registry: new Map(), client: new Map() }; return c; },
-    close: () => new Promise<void>((r) => { agent.destroy(); server.close(() => r()); server.closeAllConnections(); }),
-  };
-}
 
 interface Backend { name: string; classify: Classifier; start(): Promise<{ target: string; storageYaml(proxy: string): string; distributionYaml?(proxy: string): string; stop(): Promise<void> }> }
 
@@ -180,7 +149,7 @@ async function main(): Promise<void> {
   try {
     for (const b of backends) {
       const be = await b.start();
-      const proxy = await countingProxy(be.target, b.classify);
+      const proxy = await startStorageProxy(be.target, b.classify, Boolean(process.env.TRACE));
       const cfg = join(dir, 'registry.yml');
       await writeFile(cfg, `version: 0.1\nlog:\n  level: error\nstorage:\n${be.storageYaml(proxy.url)}  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:0\n  secret: s\n`);
       try {

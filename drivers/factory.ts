@@ -87,7 +87,7 @@ function s3Driver(params: Record<string, unknown>, log?: Logger): S3Driver {
   });
 }
 
-const GCS_KEYS = ['bucket', 'keyfile', 'credentials', 'rootdirectory', 'chunksize', 'endpoint'];
+const GCS_KEYS = ['bucket', 'keyfile', 'credentials', 'rootdirectory', 'chunksize', 'endpoint', 'maxretries'];
 const GCS_CHUNK = 256 << 10;
 
 function gcsDriver(params: Record<string, unknown>, log?: Logger): GcsDriver {
@@ -107,11 +107,12 @@ function gcsDriver(params: Record<string, unknown>, log?: Logger): GcsDriver {
     rootdirectory: str(params, 'rootdirectory', 'gcs', false),
     chunksize,
     endpoint: str(params, 'endpoint', 'gcs', false),
+    maxretries: int(params, 'maxretries', 'gcs', 0, 100),
     log,
   });
 }
 
-const AZURE_KEYS = ['accountname', 'accountkey', 'container', 'realm', 'serviceurl', 'rootdirectory'];
+const AZURE_KEYS = ['accountname', 'accountkey', 'container', 'realm', 'serviceurl', 'rootdirectory', 'maxretries'];
 
 export function createDriver(name: string, params: Record<string, unknown>, log?: Logger): StorageDriver {
   switch (name) {
@@ -135,6 +136,7 @@ export function createDriver(name: string, params: Record<string, unknown>, log?
         realm: str(params, 'realm', 'azure', false),
         serviceurl: str(params, 'serviceurl', 'azure', false),
         rootdirectory: str(params, 'rootdirectory', 'azure', false),
+        maxretries: int(params, 'maxretries', 'azure', 0, 100),
         log,
       }));
     }

@@ -26,6 +26,8 @@ export interface AzureParams {
   realm?: string;
   serviceurl?: string;
   rootdirectory?: string;
+  /** Retries after the first attempt (the SDK's maxTries - 1; exponential backoff). */
+  maxretries?: number;
   log?: Logger;
 }
 
@@ -46,7 +48,7 @@ export class AzureDriver implements StorageDriver {
     // redirects signed with a user delegation key.
     const cred = params.accountkey ? new StorageSharedKeyCredential(params.accountname, params.accountkey) : new DefaultAzureCredential();
     const url = params.serviceurl ?? `https://${params.accountname}.blob.${params.realm ?? 'core.windows.net'}`;
-    this.service = new BlobServiceClient(url, cred);
+    this.service = new BlobServiceClient(url, cred, { retryOptions: { maxTries: (params.maxretries ?? 3) + 1 } });
     this.container = this.service.getContainerClient(params.container);
     this.root = (params.rootdirectory ?? '').replace(/^\/+|\/+$/g, '');
     this.sharedKey = Boolean(params.accountkey);

@@ -24,6 +24,8 @@ export interface GcsParams {
   rootdirectory?: string;
   chunksize?: number;
   endpoint?: string;
+  /** Retries after the first attempt (429, 5xx), with exponential backoff up to 8 s apart. */
+  maxretries?: number;
   log?: Logger;
 }
 
@@ -45,7 +47,9 @@ export class GcsDriver implements StorageDriver {
       projectId: (p.credentials?.project_id as string | undefined) ?? (p.endpoint ? 'emulator' : undefined),
       // Retry every request kind on 429/5xx: our writes are idempotent or
       // guarded by preconditions, and the registry re-checks what it commits.
-      retryOptions: { autoRetry: true, maxRetries: 5, idempotencyStrategy: 0 /* RetryAlways */ },
+      // The SDK's default waits up to 64 s between tries (10 minutes in all):
+      // a registry request would hang that long. 1+2+4+8 s is enough for throttling.
+      retryOptions: { autoRetry: true, maxRetries: p.maxretries ?? 4, maxRetryDelay: 8, totalTimeout: 60, idempotencyStrategy: 0 /* RetryAlways */ },
     });
     this.bucket = storage.bucket(p.bucket);
     this.root = (p.rootdirectory ?? '').replace(/^\/+|\/+$/g, '');

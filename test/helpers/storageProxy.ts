@@ -1,0 +1,60 @@
+// An HTTP proxy between a registry and a storage stand-in: counts and names
+// every request (bench/requests.ts), and can answer some with a fault
+// (throttling, 5xx) to prove the drivers' retries.
+import * as http from 'node:http';
+
+export type Classifier = (method: string, url: URL, headers: http.IncomingHttpHeaders) => string;
+
+export interface Counts { registry: Map<string, number>; client: Map<string, number> }
+
+export interface Fault { status: number; headers?: Record<string, string>; body: string }
+
+export interface StorageProxy {
+  url: string;
+  take(): Counts;
+  /** The next `count` requests from the SDK are answered with `fault` instead of being forwarded. */
+  inject(fault: Fault, count: number): void;
+  faultsServed(): number;
+  close(): Promise<void>;
+}
+
+export async function startStorageProxy(target: string, classify: Classifier = (m, u) => `${m} ${u.pathname}`, trace = false): Promise<StorageProxy> {
+  const t = new URL(target);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  let counts: Counts = { registry: new Map(), client: new Map() };
+  let fault: Fault | null = null;
+  let faultsLeft = 0;
+  let served = 0;
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url!, target);
+    const kind = classify(req.method!, url, req.headers);
+    const ua = String(req.headers['user-agent'] ?? '');
+    // SDK requests carry their SDK's User-Agent; anything else is a client following a redirect.
+    const fromSdk = /aws-sdk|azsdk|gcloud|gl-node|gccl|google-api-nodejs-client/i.test(ua) || req.headers['x-goog-api-client'] !== undefined;
+    const m = fromSdk ? counts.registry : counts.client;
+    m.set(kind, (m.get(kind) ?? 0) + 1);
+    if (trace) console.error(`${fromSdk ? 'registry' : 'client  '} ${kind} ${decodeURIComponent(url.pathname).slice(0, 140)}`);
+    if (fromSdk && fault && faultsLeft > 0) {
+      faultsLeft--;
+      served++;
+      const f = fault;
+      req.resume();
+      req.on('end', () => res.writeHead(f.status, { 'Content-Type': 'application/xml', ...f.headers }).end(f.body));
+      return;
+    }
+    const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers, agent }, (ur) => {
+      res.writeHead(ur.statusCode!, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    take() { const c = counts; counts = { registry: new Map(), client: new Map() }; return c; },
+    inject(f, count) { fault = f; faultsLeft = count; },
+    faultsServed: () => served,
+    close: () => new Promise<void>((r) => { agent.destroy(); server.close(() => r()); server.closeAllConnections(); }),
+  };
+}
