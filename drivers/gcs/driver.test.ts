@@ -18,6 +18,27 @@ describe('gcs driver on the Cloud Storage emulator', function () {
 
   driverSuite('gcs (emulator)', async () => ({ driver: new Base(await make()), cleanup: async () => {} }), { largeFileSize: 32 << 20 });
 
+  it('lets only one of two writers that resumed at the same offset store its part', async () => {
+    const d = new Base(await make(256 << 10));
+    const w0 = await d.writer({}, '/race/data', false);
+    await w0.write(Buffer.from('start-'));
+    await w0.close();
+    const a = await d.writer({}, '/race/data', true);
+    const b = await d.writer({}, '/race/data', true);
+    await a.write(Buffer.from('from a'));
+    await b.write(Buffer.from('from b'));
+    await a.close();
+    try {
+      await b.close();
+      expect.fail('the second writer stored its part too');
+    } catch (e) {
+      expect((e as Error).message).to.match(/another writer already stored/);
+    }
+    const w = await d.writer({}, '/race/data', true);
+    await w.commit();
+    expect((await d.getContent({}, '/race/data')).toString()).to.equal('start-from a');
+  });
+
   it('keeps a file being written as parts anyone can resume and read, and leaves none after commit', async () => {
     const raw = await make(256 << 10);
     const d = new Base(raw);

@@ -9,7 +9,7 @@ import {
   type DriverContext, type FileInfo, type FileWriter, type StorageDriver, type WalkResult,
   InvalidOffsetError, PathNotFoundError, StorageDriverError,
 } from '../driver.js';
-import { type GcsContext, GcsWriter, PART_MARK, deleteObjects, listParts } from './writer.js';
+import { EMPTY_MARK, type GcsContext, GcsWriter, PART_MARK, deleteObjects, listParts } from './writer.js';
 
 
 const NAME = 'gcs';
@@ -133,7 +133,7 @@ export class GcsDriver implements StorageDriver {
     if (r === 404) {
       // A file being written is readable too: its parts, in order.
       const parts = await listParts(this.c, this.key(p), p);
-      if (parts.length === 0) throw new PathNotFoundError(p, NAME);
+      if (parts.length === 0 && !parts.marked) throw new PathNotFoundError(p, NAME);
       const size = parts.reduce((a, x) => a + x.size, 0);
       if (offset > size) throw new InvalidOffsetError(p, offset, NAME);
       const bucket = this.bucket;
@@ -156,12 +156,12 @@ export class GcsDriver implements StorageDriver {
     const keyOf = (path: string) => this.key(path);
     if (!append) return new GcsWriter(this.c, key, p, [], keyOf);
     const parts = await listParts(this.c, key, p);
-    if (parts.length === 0) {
+    if (parts.length === 0 && !parts.marked) {
       const fi = await this.stat(ctx, p).catch(() => null);
       if (fi && !fi.isDir) throw new StorageDriverError(`${NAME}: ${p} is committed and cannot be appended to`, NAME);
       throw new PathNotFoundError(p, NAME);
     }
-    return new GcsWriter(this.c, key, p, parts, keyOf);
+    return new GcsWriter(this.c, key, p, [...parts], keyOf, parts.marked);
   }
 
   async stat(_ctx: DriverContext, p: string): Promise<FileInfo> {
@@ -176,8 +176,8 @@ export class GcsDriver implements StorageDriver {
     }
     if (first?.name.startsWith(key + PART_MARK)) {
       const parts = await listParts(this.c, key, p);
-      const last = parts[parts.length - 1];
-      const lastFile = last ? await this.bucket.file(last.name).getMetadata().then(([m]) => m) : undefined;
+      const last = parts[parts.length - 1]?.name ?? (parts.marked ? key + PART_MARK + EMPTY_MARK : undefined);
+      const lastFile = last ? await this.bucket.file(last).getMetadata().then(([m]) => m) : undefined;
       return { path: p, size: parts.reduce((a, x) => a + x.size, 0), modTime: new Date(lastFile?.updated ?? 0), isDir: false };
     }
     if (first?.name.startsWith(`${key}/`)) return { path: p, size: 0, modTime: new Date(0), isDir: true };

@@ -26,14 +26,19 @@ export interface GcsContext {
   warnOnce(kind: string, message: string): void;
 }
 
-/** Parts of key, in order, checked to be contiguous from offset 0. */
-export async function listParts(c: GcsContext, key: string, path: string): Promise<PartRef[]> {
-  const parts: PartRef[] = [];
+/** Marks a file that exists but holds nothing yet (a part at offset 0 would
+ *  block the first real part, which is created only if absent). */
+export const EMPTY_MARK = 'empty';
+
+/** Parts of key, in order, checked to be contiguous from offset 0, and whether the empty-file mark exists. */
+export async function listParts(c: GcsContext, key: string, path: string): Promise<PartRef[] & { marked?: boolean }> {
+  const parts: PartRef[] & { marked?: boolean } = [];
   let pageToken: string | undefined;
   do {
     const [files, next] = await c.bucket.getFiles({ prefix: key + PART_MARK, autoPaginate: false, maxResults: 1000, pageToken });
     for (const f of files) {
       const suffix = f.name.slice(key.length + PART_MARK.length);
+      if (suffix === EMPTY_MARK) { parts.marked = true; continue; }
       if (!/^\d+$/.test(suffix)) continue; // a compose intermediate, not a part
       parts.push({ name: f.name, offset: Number(suffix), size: Number(f.metadata.size ?? 0) });
     }
@@ -71,8 +76,15 @@ export class GcsWriter implements FileWriter {
     private readonly parts: PartRef[],
     /** Key of a driver path, for commitTo. */
     private readonly keyOf: (path: string) => string,
+    /** Whether the empty-file mark exists. */
+    private marked = false,
   ) {
     this.total = parts.reduce((a, p) => a + p.size, 0);
+  }
+
+  /** Everything this writer keeps beside the file, to delete at the end. */
+  private leftovers(): string[] {
+    return [...this.parts.map((p) => p.name), ...(this.marked ? [this.key + PART_MARK + EMPTY_MARK] : [])];
   }
 
   private ensureOpen(): void {
@@ -115,8 +127,11 @@ export class GcsWriter implements FileWriter {
   async close(): Promise<void> {
     if (this.status !== 'open') return;
     this.status = 'closed';
-    // An empty first part marks a file that exists but holds nothing yet.
-    if (this.fill > 0 || this.parts.length === 0) await this.flushPart();
+    if (this.fill > 0) await this.flushPart();
+    else if (this.parts.length === 0 && !this.marked) {
+      await this.c.bucket.file(this.key + PART_MARK + EMPTY_MARK).save(Buffer.alloc(0), { resumable: false, validation: false, contentType: this.c.contentType });
+      this.marked = true;
+    }
     this.buf = null;
   }
 
@@ -124,7 +139,7 @@ export class GcsWriter implements FileWriter {
     if (this.status === 'committed') throw new StorageDriverError('gcs: writer already committed', 'gcs');
     this.status = 'cancelled';
     this.buf = null;
-    await deleteObjects(this.c, this.parts.map((p) => p.name));
+    await deleteObjects(this.c, this.leftovers());
   }
 
   async commit(): Promise<void> {
@@ -141,20 +156,20 @@ export class GcsWriter implements FileWriter {
     this.ensureOpen();
     const file = this.c.bucket.file(target);
     if (this.parts.length === 0) {
-      // Never closed, never past one chunk: one upload.
+      // Never past one chunk: one upload.
       await file.save(this.buf ? this.buf.subarray(0, this.fill) : Buffer.alloc(0), { resumable: false, validation: false, contentType: this.c.contentType });
     } else {
       if (this.fill > 0) await this.flushPart();
       await this.assemble(target);
-      await deleteObjects(this.c, this.parts.map((p) => p.name));
     }
+    await deleteObjects(this.c, this.leftovers());
     this.status = 'committed';
     this.buf = null;
   }
 
   /** Composes the parts into the file, 32 at a time (a chain through intermediate objects). */
   private async assemble(target: string): Promise<void> {
-    const names = this.parts.map((p) => p.name).filter((_, i) => this.parts[i].size > 0 || this.parts.length === 1);
+    const names = this.parts.map((p) => p.name);
     if (this.c.canCompose) {
       try {
         const temps: string[] = [];

@@ -2,8 +2,9 @@
 // the GCS JSON API that @google-cloud/storage speaks. Started here without its
 // security-rules runtime (a Java process): the registry's requests are admin
 // requests, which the emulator never checks against rules.
-// One fix: it routes copies (rewriteTo/copyTo) only without the
-// /storage/v1 prefix that the SDK sends, so we strip the prefix for them.
+// Two fixes: it routes copies (rewriteTo/copyTo) only without the
+// /storage/v1 prefix that the SDK sends, so we strip the prefix for them; and
+// it ignores ifGenerationMatch=0 on inserts, which we enforce (412).
 // Usage: node gcs-emulator.cjs PORT
 'use strict';
 const { StorageEmulator } = require('firebase-tools/lib/emulator/storage');
@@ -15,9 +16,43 @@ class RulelessStorageEmulator extends StorageEmulator {
     const { createApp } = require('firebase-tools/lib/emulator/storage/server');
     this._app = await createApp(this.args.projectId, this);
     const copy = /^\/storage\/v1(\/b\/[^/]+\/o\/[^/]+\/(rewriteTo|copyTo)\/)/;
-    const server = require('node:http').createServer((req, res) => {
+    const http = require('node:http');
+    // The emulator's own server on an inner port; ours in front forwards to it.
+    const inner = http.createServer(this._app);
+    await new Promise((resolve) => inner.listen(0, '127.0.0.1', resolve));
+    const agent = new http.Agent({ keepAlive: true });
+    const forward = (req, res, body) => {
+      const up = http.request({ host: '127.0.0.1', port: inner.address().port, method: req.method, path: req.url, headers: req.headers, agent }, (ur) => {
+        res.writeHead(ur.statusCode, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      if (body) up.end(body); else req.pipe(up);
+    };
+    const server = http.createServer((req, res) => {
       req.url = req.url.replace(copy, '$1');
-      this._app(req, res);
+      // Real GCS refuses an insert with ifGenerationMatch=0 when the object
+      // exists (412); the emulator ignores preconditions. The object's name
+      // is in the query, or in the JSON metadata part of the multipart body.
+      if (req.method === 'POST' && req.url.startsWith('/upload/') && /[?&]ifGenerationMatch=0(&|$)/.test(req.url)) {
+        const chunks = [];
+        req.on('data', (c) => chunks.push(c));
+        req.on('end', () => {
+          const body = Buffer.concat(chunks);
+          const url = new URL(req.url, 'http://x');
+          const bucket = decodeURIComponent(/\/b\/([^/]+)\/o/.exec(url.pathname)[1]);
+          const m = /"name"\s*:\s*("(?:[^"\\]|\\.)*")/.exec(body.subarray(0, 4096).toString('latin1'));
+          const name = url.searchParams.get('name') ?? (m ? JSON.parse(m[1]) : null);
+          if (name !== null && this.adminStorageLayer.getMetadata(bucket, name)) {
+            res.writeHead(412, { 'Content-Type': 'application/json' });
+            res.end(JSON.stringify({ error: { code: 412, message: 'At least one of the pre-conditions you specified did not hold.', errors: [{ reason: 'conditionNotMet' }] } }));
+            return;
+          }
+          forward(req, res, body);
+        });
+        return;
+      }
+      forward(req, res, null);
     });
     await new Promise((resolve, reject) => {
       server.listen(port, host, resolve);
