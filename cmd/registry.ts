@@ -1,5 +1,5 @@
 #!/usr/bin/env -S node --initial-old-space-size=64
-// The registry command: serve, purge-uploads.
+// The registry command: serve, purge-uploads, garbage-collect.
 // The shebang raises V8's initial old-space limit: with the default (a few
 // MiB) a busy upload stream triggers a full mark-compact every ~20 MiB, a
 // third of the push time; 64 MiB removes them (docs/performance.md).
@@ -13,7 +13,11 @@ import { createDriver } from '../drivers/factory.js';
 import { parseDuration } from '../lib/config/duration.js';
 import { type PurgeSummary, purgeUploads } from '../lib/storage/purgeUploads.js';
 import { createRedis, waitReady } from '../lib/cache/redisClient.js';
-import { UPLOAD_PURGE_LOCK, withRedisLock } from '../lib/cache/redisLock.js';
+import { GC_LOCK, UPLOAD_PURGE_LOCK, holdRedisLock, withRedisLock } from '../lib/cache/redisLock.js';
+import { RedisDescriptorCache } from '../lib/cache/redisDescriptorCache.js';
+import { NoopDescriptorCache } from '../lib/cache/descriptorCache.js';
+import { Registry } from '../lib/storage/registry.js';
+import { type GCSummary, garbageCollect } from '../lib/storage/garbageCollect.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -109,6 +113,86 @@ program.command('purge-uploads')
     const verb = opts.dryRun ? 'would purge' : 'purged';
     console.log(`${verb} ${summary.purged} of ${summary.scanned} uploads (${formatBytes(summary.bytes)}), kept ${summary.kept}, errors ${summary.errors}, in ${((Date.now() - started) / 1000).toFixed(1)}s`);
     process.exit(summary.errors ? 1 : 0);
+  });
+
+program.command('garbage-collect')
+  .description('delete blobs no manifest references (mark and sweep), and with --delete-untagged, manifests no tag needs')
+  .argument('[config]', 'configuration file (else REGISTRY_CONFIGURATION_PATH)')
+  .option('-d, --dry-run', 'report what would be deleted, delete nothing')
+  .option('-m, --delete-untagged', 'also delete manifests that no tag, kept index or kept subject needs')
+  .option('--grace <duration>', 'keep blobs and links younger than this (uploads in flight)', '1h')
+  .option('--settle <duration>', 'with Redis: wait this long after taking the lock, for writes already past the gate', '10s')
+  .option('--offline', 'without Redis: confirm that no registry serves writes on this storage (stopped or read-only)')
+  .action(async (file: string | undefined, opts: { dryRun?: boolean; deleteUntagged?: boolean; grace: string; settle: string; offline?: boolean }) => {
+    const config = configOrExit(file);
+    const graceMs = parseDuration(opts.grace);
+    const settleMs = parseDuration(opts.settle);
+    if (graceMs === null || settleMs === null) {
+      console.error('registry garbage-collect: --grace and --settle take durations such as 1h, 10m or 0s');
+      process.exit(2);
+    }
+    const dryRun = opts.dryRun === true;
+    if (!config.redis && !dryRun && !opts.offline) {
+      console.error('registry garbage-collect: no redis in the configuration, so serving nodes cannot be told to hold writes.\n'
+        + 'Stop the registry or set storage.maintenance.readonly.enabled, then run again with --offline (docs/maintenance.md).');
+      process.exit(2);
+    }
+    const log = createLogger({ ...config.log, level: 'warn' });
+    const driver = createDriver(config.storage.driver, config.storage.params, log);
+    const redis = config.redis ? createRedis(config.redis) : undefined;
+    // Deletes must reach the nodes' shared descriptor cache.
+    const cache = redis && config.storage.cache.blobdescriptor === 'redis' ? new RedisDescriptorCache(redis, log) : new NoopDescriptorCache();
+    const registry = new Registry(driver, cache, {});
+    const tty = process.stderr.isTTY === true;
+    let last = 0;
+    const started = Date.now();
+    const run = async (guard?: () => Promise<void>) => garbageCollect(registry, { log }, {
+      dryRun, deleteUntagged: opts.deleteUntagged === true, graceMs, guard,
+      emit: (line) => { if (!line.includes(': marking ')) console.log(line); },
+      progress: (phase, n) => {
+        if (!tty || Date.now() - last < 100) return;
+        last = Date.now();
+        process.stderr.write(`\r${phase === 'mark' ? `marking: ${n} repositories` : `sweeping: ${n} blobs`}\x1b[K`);
+      },
+    });
+    let summary: GCSummary;
+    try {
+      if (redis) {
+        await waitReady(redis, 10_000);
+        if (!dryRun && config.storage.cache.blobdescriptor === 'inmemory') {
+          console.error('registry garbage-collect: warning: nodes with storage.cache.blobdescriptor: inmemory may keep deleted blobs in their caches until restarted; use redis');
+        }
+        const lock = await holdRedisLock(redis, GC_LOCK, 60_000);
+        if (!lock) {
+          console.error(`registry garbage-collect: another garbage collection is running (Redis lock ${GC_LOCK}); try again later`);
+          process.exit(3);
+        }
+        try {
+          // Writes that passed the gate just before the lock finish first.
+          if (!dryRun && settleMs > 0) await new Promise((r) => setTimeout(r, settleMs));
+          summary = await run(async () => {
+            if (!(await lock.stillHeld())) throw new Error(`lost the Redis lock ${GC_LOCK}: stopped before deleting more`);
+          });
+        } finally {
+          await lock.release();
+        }
+      } else {
+        summary = await run();
+      }
+    } catch (e) {
+      if (tty) process.stderr.write('\r\x1b[K');
+      console.error(`registry garbage-collect: ${(e as Error).message}`);
+      process.exit(1);
+    } finally {
+      redis?.disconnect();
+    }
+    if (tty) process.stderr.write('\r\x1b[K');
+    const verb = dryRun ? 'would delete' : 'deleted';
+    console.log(`\n${summary.repositories} repositories, ${summary.manifestsMarked} manifests and ${summary.blobsMarked} blobs marked; `
+      + `${verb} ${summary.manifestsDeleted.length} manifests, ${summary.blobsDeleted.length} blobs (${formatBytes(summary.bytesFreed)}), `
+      + `${summary.layerLinksDeleted} layer links, ${summary.tagFoldersDeleted} empty tag folders; `
+      + `kept ${summary.youngKept} unreferenced blobs younger than ${opts.grace}; ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    process.exit(0);
   });
 
 function formatBytes(n: number): string {

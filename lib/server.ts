@@ -12,6 +12,7 @@ import type { Config } from './config/config.js';
 import { ConfigError } from './config/schema.js';
 import { Registry } from './storage/registry.js';
 import { createRedis, type RedisClient } from './cache/redisClient.js';
+import { GC_LOCK } from './cache/redisLock.js';
 import { RedisDescriptorCache } from './cache/redisDescriptorCache.js';
 import { UploadPurger } from './storage/uploadPurger.js';
 
@@ -64,7 +65,12 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
     redis = createRedis(config.redis);
   }
   const registry = new Registry(driver, cache, { urlPolicy });
-  const app = createApp(registry, config, log);
+  const gcRedis = redis;
+  const app = createApp(registry, config, log, {
+    // Fail open: if Redis is unreachable, the collector cannot hold its lock
+    // either, and it stops before its next deletion.
+    gcActive: gcRedis ? async () => (await gcRedis.exists(GC_LOCK).catch(() => 0)) === 1 : undefined,
+  });
   const server = config.http.tls
     ? https.createServer({
       cert: readFileSync(config.http.tls.certificate),

@@ -13,6 +13,8 @@ export interface App {
   uploadLocks: KeyedMutex;
   /** http.secret: signs the upload state in upload URLs. */
   secret: Buffer;
+  /** True while `registry garbage-collect` holds its Redis lock (clusters with Redis). */
+  gcActive?: () => Promise<boolean>;
 }
 
 export interface Params {

@@ -1,6 +1,7 @@
 // Manifest GET, HEAD, PUT and DELETE, by tag or by digest.
 import type { Request } from 'express';
 import { isDigest, mustDigest } from '../digest.js';
+import { gcGate } from './gcGate.js';
 import { err } from '../errors.js';
 import { mustTag } from '../reference.js';
 import { MAX_MANIFEST_BYTES } from '../storage/manifestStore.js';
@@ -52,6 +53,7 @@ export const getManifest: Handler = async (app, req, res, p) => {
 
 export const putManifest: Handler = async (app, req, res, p) => {
   if (app.config.storage.readOnly) throw err('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly)');
+  await gcGate(app, res);
   const ctx = driverContext(app, req);
   const ref = p.reference!;
   const target = isDigestRef(ref) ? { digest: mustDigest(ref) } : { tag: mustTag(ref) };
@@ -68,6 +70,7 @@ export const putManifest: Handler = async (app, req, res, p) => {
 export const deleteManifest: Handler = async (app, req, res, p) => {
   if (!app.config.storage.deleteEnabled) throw err('UNSUPPORTED', 'deletes are disabled (storage.delete.enabled is false)');
   if (app.config.storage.readOnly) throw err('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly)');
+  await gcGate(app, res);
   const ctx = driverContext(app, req);
   const ref = p.reference!;
   const repo = app.registry.repository(p.name);

@@ -3,6 +3,7 @@
 import type { Request, Response } from 'express';
 import { mustDigest, parseDigest } from '../digest.js';
 import { err, RegistryError } from '../errors.js';
+import { gcGate } from './gcGate.js';
 import { validName } from '../reference.js';
 import type { BlobWriter } from '../storage/blobWriter.js';
 import { type App, type Handler, driverContext, urlFor } from './context.js';
@@ -73,6 +74,7 @@ export const startUpload: Handler = async (app, req, res, p) => {
   const ctx = driverContext(app, req);
   const repo = app.registry.repository(p.name);
   const q = req.query;
+  if (q.mount !== undefined || q.digest !== undefined) await gcGate(app, res);
   const mount = typeof q.mount === 'string' ? q.mount : undefined;
   if (mount !== undefined) {
     const dgst = mustDigest(mount, 'mount digest');
@@ -146,6 +148,7 @@ export const patchUpload: Handler = async (app, req, res, p) => {
 
 export const putUpload: Handler = async (app, req, res, p) => {
   readOnly(app);
+  await gcGate(app, res);
   const digest = req.query.digest;
   if (typeof digest !== 'string' || !parseDigest(digest)) {
     throw err('DIGEST_INVALID', digest === undefined ? 'the digest query parameter is required to finish an upload' : `invalid digest: ${String(digest).slice(0, 200)}`);

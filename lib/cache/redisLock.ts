@@ -24,3 +24,28 @@ export async function withRedisLock(redis: RedisClient, key: string, ttlMs: numb
 }
 
 export const UPLOAD_PURGE_LOCK = 'registry::maintenance::uploadpurging::lock';
+
+/** Held by `registry garbage-collect` while it runs; serving nodes refuse
+ *  reference-making writes (503) while the key exists. */
+export const GC_LOCK = 'registry::maintenance::gc::lock';
+
+export interface HeldLock {
+  /** True while the key still holds our token. */
+  stillHeld(): Promise<boolean>;
+  release(): Promise<void>;
+}
+
+/** Takes the lock (null if another holder has it) and refreshes it until released. */
+export async function holdRedisLock(redis: RedisClient, key: string, ttlMs: number): Promise<HeldLock | null> {
+  const token = randomBytes(16).toString('hex');
+  if ((await redis.set(key, token, 'PX', ttlMs, 'NX')) !== 'OK') return null;
+  const refresh = setInterval(() => { redis.eval(REFRESH, 1, key, token, String(ttlMs)).catch(() => {}); }, Math.max(1000, ttlMs / 3));
+  refresh.unref();
+  return {
+    stillHeld: async () => (await redis.get(key)) === token,
+    async release() {
+      clearInterval(refresh);
+      await redis.eval(RELEASE, 1, key, token).catch(() => {});
+    },
+  };
+}

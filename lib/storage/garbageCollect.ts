@@ -1,0 +1,233 @@
+// Mark and sweep over distribution's layout, as distribution's
+// garbage-collect, with what it lacks: children of a kept index are kept
+// (tagged or not), artifacts whose subject is kept are kept, blobs younger
+// than the grace period are never deleted (a push uploads blobs before the
+// manifest that references them), and dangling layer links and empty tag
+// folders go too. The caller makes it safe on a live registry (cmd: the
+// Redis gate, or an offline registry); see docs/maintenance.md.
+import { type DriverContext, type StorageDriver, isNotFound } from '../../drivers/driver.js';
+import { parseManifest } from './manifestParse.js';
+import { blobsRoot, layersRoot, revisionsRoot, tagCurrentLinkPath, tagDir, tagIndexLinkPath, tagsRoot } from './paths.js';
+import type { Registry } from './registry.js';
+
+export interface GCOptions {
+  dryRun: boolean;
+  deleteUntagged: boolean;
+  /** Blobs and links modified more recently than this are kept. */
+  graceMs: number;
+  now?: Date;
+  /** One line per decision, distribution's wording ("blob eligible for deletion: ..."). */
+  emit?: (line: string) => void;
+  progress?: (phase: string, done: number) => void;
+  /** Checked before each deletion; throws to stop (the gate was lost). */
+  guard?: () => Promise<void>;
+}
+
+export interface GCSummary {
+  repositories: number;
+  manifestsMarked: number;
+  blobsMarked: number;
+  /** repo@digest of manifests removed (or that would be). */
+  manifestsDeleted: string[];
+  blobsDeleted: string[];
+  bytesFreed: number;
+  layerLinksDeleted: number;
+  tagFoldersDeleted: number;
+  /** Unreferenced blobs kept because they are younger than the grace period. */
+  youngKept: number;
+}
+
+interface RepoScan {
+  name: string;
+  revisions: Set<string>;
+  tags: Map<string, string | null>; // tag -> digest, null when the tag has no current link
+  /** manifest -> children (index), blobs (config, layers), subject */
+  graph: Map<string, { children: string[]; blobs: string[]; subject?: string }>;
+}
+
+async function listNames(driver: StorageDriver, ctx: DriverContext, dir: string): Promise<string[]> {
+  try {
+    return (await driver.list(ctx, dir)).map((p) => p.slice(p.lastIndexOf('/') + 1));
+  } catch (e) {
+    if (isNotFound(e)) return [];
+    throw e;
+  }
+}
+
+async function scanRepo(registry: Registry, ctx: DriverContext, name: string): Promise<RepoScan> {
+  const driver = registry.driver;
+  const revisions = new Set<string>();
+  for (const alg of await listNames(driver, ctx, revisionsRoot(name))) {
+    for (const hex of await listNames(driver, ctx, `${revisionsRoot(name)}/${alg}`)) revisions.add(`${alg}:${hex}`);
+  }
+  const tags = new Map<string, string | null>();
+  for (const tag of await listNames(driver, ctx, tagsRoot(name))) {
+    try {
+      tags.set(tag, (await driver.getContent(ctx, tagCurrentLinkPath(name, tag))).toString().trim());
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      tags.set(tag, null);
+    }
+  }
+  const graph: RepoScan['graph'] = new Map();
+  for (const dgst of revisions) {
+    let content: Buffer;
+    try {
+      content = await registry.blobStore.getContent(ctx, dgst);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'BLOB_UNKNOWN') continue; // a revision whose bytes are gone: nothing to mark
+      throw e;
+    }
+    let parsed;
+    try {
+      parsed = parseManifest(content, undefined);
+    } catch (e) {
+      // What it references is unknown: deleting anything could lose data.
+      throw new Error(`garbage-collect: manifest ${dgst} of ${name} cannot be parsed (${(e as Error).message}); nothing was deleted`);
+    }
+    graph.set(dgst, {
+      children: parsed.manifests.map((d) => d.digest),
+      blobs: parsed.blobs.map((d) => d.digest),
+      subject: parsed.subject?.digest,
+    });
+  }
+  return { name, revisions, tags, graph };
+}
+
+/** Manifests of the repository to keep: from the roots, their index children and their referrers, transitively. */
+function keptManifests(scan: RepoScan, deleteUntagged: boolean): Set<string> {
+  const referrers = new Map<string, string[]>();
+  for (const [dgst, node] of scan.graph) {
+    if (node.subject) referrers.set(node.subject, [...(referrers.get(node.subject) ?? []), dgst]);
+  }
+  const roots = deleteUntagged
+    ? [...scan.tags.values()].filter((d): d is string => d !== null && scan.revisions.has(d))
+    : [...scan.revisions];
+  const kept = new Set<string>();
+  const queue = [...roots];
+  while (queue.length) {
+    const d = queue.pop()!;
+    if (kept.has(d)) continue;
+    kept.add(d);
+    const node = scan.graph.get(d);
+    for (const c of node?.children ?? []) if (scan.revisions.has(c)) queue.push(c);
+    for (const r of referrers.get(d) ?? []) queue.push(r);
+  }
+  return kept;
+}
+
+export async function garbageCollect(registry: Registry, ctx: DriverContext, opts: GCOptions): Promise<GCSummary> {
+  const driver = registry.driver;
+  const emit = opts.emit ?? (() => {});
+  const guard = opts.guard ?? (async () => {});
+  const cutoff = (opts.now ?? new Date()).getTime() - opts.graceMs;
+  const sum: GCSummary = {
+    repositories: 0, manifestsMarked: 0, blobsMarked: 0, manifestsDeleted: [], blobsDeleted: [],
+    bytesFreed: 0, layerLinksDeleted: 0, tagFoldersDeleted: 0, youngKept: 0,
+  };
+
+  // Mark.
+  const marked = new Set<string>();
+  const scans: { scan: RepoScan; kept: Set<string> }[] = [];
+  for (const name of await registry.repositories(ctx)) {
+    emit(name);
+    const scan = await scanRepo(registry, ctx, name);
+    const kept = keptManifests(scan, opts.deleteUntagged);
+    for (const d of kept) {
+      emit(`${name}: marking manifest ${d} `);
+      marked.add(d);
+      for (const b of [...(scan.graph.get(d)?.blobs ?? []), ...(scan.graph.get(d)?.children ?? [])]) {
+        if (!marked.has(b)) emit(`${name}: marking blob ${b}`);
+        marked.add(b);
+      }
+    }
+    sum.manifestsMarked += kept.size;
+    scans.push({ scan, kept });
+    sum.repositories++;
+    opts.progress?.('mark', sum.repositories);
+  }
+  sum.blobsMarked = marked.size;
+
+  // Untagged manifests no kept manifest needs.
+  const doomed: { repo: string; dgst: string }[] = [];
+  for (const { scan, kept } of scans) {
+    for (const d of scan.revisions) if (!kept.has(d)) doomed.push({ repo: scan.name, dgst: d });
+  }
+  const tagsOf = new Map(scans.map(({ scan }) => [scan.name, [...scan.tags.keys()]]));
+  for (const { repo, dgst } of doomed) {
+    emit(`manifest eligible for deletion: ${repo}@${dgst}`);
+    sum.manifestsDeleted.push(`${repo}@${dgst}`);
+    if (opts.dryRun) continue;
+    await guard();
+    try {
+      await registry.repository(repo).manifests.delete(ctx, dgst);
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'MANIFEST_UNKNOWN') throw e;
+    }
+    // Its entries in the tags' histories, as distribution's vacuum removes them.
+    for (const tag of tagsOf.get(repo) ?? []) {
+      try { await driver.delete(ctx, tagIndexLinkPath(repo, tag, dgst).replace(/\/link$/, '')); } catch (e) { if (!isNotFound(e)) throw e; }
+    }
+  }
+
+  // Blobs: every data file under blobs/, unless marked or young.
+  const deletedBlobs = new Set<string>();
+  const existing = new Set<string>();
+  const candidates: { dgst: string; size: number }[] = [];
+  try {
+    await driver.walk(ctx, blobsRoot(), (fi) => {
+      if (fi.isDir || !fi.path.endsWith('/data')) return;
+      const parts = fi.path.split('/'); // .../blobs/<alg>/<xx>/<hex>/data
+      const dgst = `${parts[parts.length - 4]}:${parts[parts.length - 2]}`;
+      existing.add(dgst);
+      if (marked.has(dgst)) return;
+      if (fi.modTime.getTime() > cutoff) { sum.youngKept++; return; }
+      candidates.push({ dgst, size: fi.size });
+    });
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
+  let n = 0;
+  for (const { dgst, size } of candidates) {
+    emit(`blob eligible for deletion: ${dgst}`);
+    sum.blobsDeleted.push(dgst);
+    sum.bytesFreed += size;
+    deletedBlobs.add(dgst);
+    if (!opts.dryRun) {
+      await guard();
+      await registry.blobStore.delete(ctx, dgst);
+    }
+    opts.progress?.('sweep', ++n);
+  }
+
+  // Layer links to blobs that are gone (deleted now, or missing and old).
+  for (const { scan } of scans) {
+    const name = scan.name;
+    for (const alg of await listNames(driver, ctx, layersRoot(name))) {
+      for (const hex of await listNames(driver, ctx, `${layersRoot(name)}/${alg}`)) {
+        const dgst = `${alg}:${hex}`;
+        let gone = deletedBlobs.has(dgst);
+        if (!gone && !existing.has(dgst) && !marked.has(dgst)) {
+          // No blob at all: delete the link once it is older than the grace period.
+          try { gone = (await driver.stat(ctx, `${layersRoot(name)}/${alg}/${hex}/link`)).modTime.getTime() <= cutoff; } catch (e) { if (!isNotFound(e)) throw e; }
+        }
+        if (!gone) continue;
+        emit(`${name}: layer link eligible for deletion: ${dgst}`);
+        sum.layerLinksDeleted++;
+        if (opts.dryRun) continue;
+        await guard();
+        await registry.repository(name).blobs.unlink(ctx, dgst);
+      }
+    }
+    // Tag folders without a current link (left by interrupted deletes).
+    for (const [tag, dgst] of scan.tags) {
+      if (dgst !== null) continue;
+      emit(`${name}: empty tag folder eligible for deletion: ${tag}`);
+      sum.tagFoldersDeleted++;
+      if (opts.dryRun) continue;
+      await guard();
+      try { await driver.delete(ctx, tagDir(name, tag)); } catch (e) { if (!isNotFound(e)) throw e; }
+    }
+  }
+  return sum;
+}
