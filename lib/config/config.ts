@@ -45,6 +45,8 @@ export const configSchema: Schema = obj({
     maintenance: obj({
       uploadpurging: obj({ enabled: bool, age: duration, interval: duration, dryrun: bool }),
       readonly: obj({ enabled: bool }),
+      // ours: how long writes wait for a running garbage collection (docs/maintenance.md)
+      garbagecollect: obj({ writewait: duration }),
     }),
   }),
   http: obj({
@@ -90,6 +92,8 @@ export interface Config {
     cache: { blobdescriptor: 'inmemory' | 'redis' | 'none'; size: number };
     readOnly: boolean;
     uploadPurging: { enabled: boolean; ageMs: number; intervalMs: number; dryRun: boolean };
+    /** How long a reference-making write waits for a running collection before 503. */
+    gcWriteWaitMs: number;
   };
   http: {
     addr: string; net: 'tcp' | 'unix'; prefix: string; host: string; secret: string; relativeUrls: boolean;
@@ -217,6 +221,7 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
         intervalMs: dur(get(storage, 'maintenance', 'uploadpurging', 'interval'), 24 * 3600e3),
         dryRun: get(storage, 'maintenance', 'uploadpurging', 'dryrun') === true,
       },
+      gcWriteWaitMs: dur(get(storage, 'maintenance', 'garbagecollect', 'writewait'), 60e3),
     },
     http: {
       addr: String(get(t, 'http', 'addr') ?? ':5000'),
