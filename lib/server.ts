@@ -13,6 +13,9 @@ import { ConfigError } from './config/schema.js';
 import { Registry } from './storage/registry.js';
 import { createRedis, type RedisClient } from './cache/redisClient.js';
 import { GC_LOCK } from './cache/redisLock.js';
+import type { AccessController } from './auth/access.js';
+import { HtpasswdController } from './auth/htpasswd.js';
+import { TokenController } from './auth/token.js';
 import { RedisDescriptorCache } from './cache/redisDescriptorCache.js';
 import { UploadPurger } from './storage/uploadPurger.js';
 
@@ -66,7 +69,15 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   }
   const registry = new Registry(driver, cache, { urlPolicy });
   const gcRedis = redis;
+  let access: AccessController | undefined;
+  try {
+    if (config.auth?.htpasswd) access = new HtpasswdController(config.auth.htpasswd.realm, config.auth.htpasswd.path);
+    if (config.auth?.token) access = new TokenController(config.auth.token);
+  } catch (e) {
+    throw new ConfigError(config.auth?.htpasswd ? 'auth.htpasswd' : 'auth.token', (e as Error).message);
+  }
   const app = createApp(registry, config, log, {
+    access,
     // Fail open: if Redis is unreachable, the collector cannot hold its lock
     // either, and it stops before its next deletion.
     gcActive: gcRedis ? async () => (await gcRedis.exists(GC_LOCK).catch(() => 0)) === 1 : undefined,

@@ -5,6 +5,7 @@ import type { DriverContext } from '../../drivers/driver.js';
 import type { Config } from '../config/config.js';
 import type { Registry } from '../storage/registry.js';
 import type { KeyedMutex } from '../storage/uploadStore.js';
+import type { AccessController } from '../auth/access.js';
 
 export interface App {
   registry: Registry;
@@ -15,6 +16,8 @@ export interface App {
   secret: Buffer;
   /** True while `registry garbage-collect` holds its Redis lock (clusters with Redis). */
   gcActive?: () => Promise<boolean>;
+  /** auth: the access controller; none means everything is open. */
+  access?: AccessController;
 }
 
 export interface Params {

@@ -5,6 +5,7 @@ import { err } from '../errors.js';
 import { validName } from '../reference.js';
 import { deleteBlob, getBlob } from './blobs.js';
 import { type App, type Handler, type Params } from './context.js';
+import { neededAccess } from '../auth/scope.js';
 import { sendError } from './errors.js';
 import { catalog, listTags, referrers } from './listings.js';
 import { deleteManifest, getManifest, putManifest } from './manifests.js';
@@ -13,6 +14,7 @@ import { deleteUpload, getUpload, patchUpload, putUpload, startUpload } from './
 interface Route {
   re: RegExp;
   keys: (keyof Params)[];
+  kind: Parameters<typeof neededAccess>[1];
   methods: Record<string, Handler>;
 }
 
@@ -23,14 +25,14 @@ const base: Handler = async (_app, _req, res) => {
 };
 
 const routes: Route[] = [
-  { re: /^\/v2\/?$/, keys: [], methods: { GET: base, HEAD: base } },
-  { re: /^\/v2\/_catalog\/?$/, keys: [], methods: { GET: catalog } },
-  { re: /^\/v2\/(.+)\/tags\/list\/?$/, keys: ['name'], methods: { GET: listTags } },
-  { re: /^\/v2\/(.+)\/manifests\/([^/]+)$/, keys: ['name', 'reference'], methods: { GET: getManifest, HEAD: getManifest, PUT: putManifest, DELETE: deleteManifest } },
-  { re: /^\/v2\/(.+)\/blobs\/uploads\/?$/, keys: ['name'], methods: { POST: startUpload } },
-  { re: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, keys: ['name', 'uuid'], methods: { GET: getUpload, PATCH: patchUpload, PUT: putUpload, DELETE: deleteUpload } },
-  { re: /^\/v2\/(.+)\/blobs\/([^/]+)$/, keys: ['name', 'digest'], methods: { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob } },
-  { re: /^\/v2\/(.+)\/referrers\/([^/]+)$/, keys: ['name', 'digest'], methods: { GET: referrers } },
+  { re: /^\/v2\/?$/, keys: [], kind: 'base', methods: { GET: base, HEAD: base } },
+  { re: /^\/v2\/_catalog\/?$/, keys: [], kind: 'catalog', methods: { GET: catalog } },
+  { re: /^\/v2\/(.+)\/tags\/list\/?$/, keys: ['name'], kind: 'tags', methods: { GET: listTags } },
+  { re: /^\/v2\/(.+)\/manifests\/([^/]+)$/, keys: ['name', 'reference'], kind: 'manifest', methods: { GET: getManifest, HEAD: getManifest, PUT: putManifest, DELETE: deleteManifest } },
+  { re: /^\/v2\/(.+)\/blobs\/uploads\/?$/, keys: ['name'], kind: 'upload', methods: { POST: startUpload } },
+  { re: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, keys: ['name', 'uuid'], kind: 'upload', methods: { GET: getUpload, PATCH: patchUpload, PUT: putUpload, DELETE: deleteUpload } },
+  { re: /^\/v2\/(.+)\/blobs\/([^/]+)$/, keys: ['name', 'digest'], kind: 'blob', methods: { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob } },
+  { re: /^\/v2\/(.+)\/referrers\/([^/]+)$/, keys: ['name', 'digest'], kind: 'referrers', methods: { GET: referrers } },
 ];
 
 export function v2Router(app: App) {
@@ -52,6 +54,15 @@ export function v2Router(app: App) {
         if (!h) {
           res.setHeader('Allow', Object.keys(r.methods).join(', '));
           throw err('UNSUPPORTED', `${req.method} is not supported on ${path.slice(0, 300)}`);
+        }
+        if (app.access) {
+          const needed = neededAccess(req.method, r.kind, params.name);
+          const result = await app.access.authorize(req, needed);
+          if ('challenge' in result) {
+            res.setHeader('WWW-Authenticate', result.challenge);
+            throw err('UNAUTHORIZED', result.error, needed.map((a) => ({ Type: a.type, Name: a.name, Action: a.action })));
+          }
+          res.locals.grant = result.grant;
         }
         await h(app, req, res, params);
       };

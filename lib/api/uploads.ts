@@ -4,6 +4,7 @@ import type { Request, Response } from 'express';
 import { mustDigest, parseDigest } from '../digest.js';
 import { err, RegistryError } from '../errors.js';
 import { gcGate } from './gcGate.js';
+import type { Grant } from '../auth/access.js';
 import { validName } from '../reference.js';
 import type { BlobWriter } from '../storage/blobWriter.js';
 import { type App, type Handler, driverContext, urlFor } from './context.js';
@@ -79,7 +80,11 @@ export const startUpload: Handler = async (app, req, res, p) => {
   if (mount !== undefined) {
     const dgst = mustDigest(mount, 'mount digest');
     const from = typeof q.from === 'string' ? q.from : undefined;
-    if (from === undefined || validName(from)) {
+    // With auth, a mount needs a named source the client may pull from; else
+    // it becomes an upload session, as the spec requires for any unmountable blob.
+    const grant = res.locals.grant as Grant | undefined;
+    const mayMount = !app.access || (from !== undefined && grant?.allows({ type: 'repository', name: from, action: 'pull' }) === true);
+    if (mayMount && (from === undefined || validName(from))) {
       // Without "from" the spec lets the registry mount any blob it holds.
       const desc = from
         ? await app.registry.repository(from).blobs.stat(ctx, dgst).catch(() => undefined)

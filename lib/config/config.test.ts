@@ -55,7 +55,10 @@ describe('config: distribution config.yml', () => {
     fails('version: 0.1\nstorage:\n  filesystem: {}\n  inmemory: {}\n', /storage: names more than one driver/);
     fails('version: 0.1\nlog: {level: info}\n', /storage: names no driver/);
     fails('storage: inmemory\n', /version: is required/);
-    fails(`${base}auth:\n  htpasswd: {}\n`, /auth: is not supported/);
+    fails(`${base}auth:\n  htpasswd: {}\n`, /auth\.htpasswd\.path: is required/);
+    fails(`${base}auth:\n  token:\n    realm: r\n    service: s\n    issuer: i\n`, /auth\.token: needs rootcertbundle or jwks/);
+    fails(`${base}auth:\n  htpasswd:\n    path: /x\n  token: {}\n`, /auth: names more than one access controller/);
+    fails(`${base}auth:\n  silly:\n    realm: r\n`, /auth\.silly: is not supported/);
     fails(`${base}  cache:\n    blobdescriptor: redis\n`, /redis section is missing/);
     fails(base, /http\.adr: unknown key/, { REGISTRY_HTTP_ADR: 'x' });
     fails('version: 0.1\nstorage: [\n', /not valid YAML/);

@@ -70,7 +70,11 @@ export const configSchema: Schema = obj({
       indexes: obj({ platforms: oneOf('none', 'all', 'list'), platformlist: any }),
     }),
   }),
-  auth: unsupported('authentication is not implemented yet; put the registry behind a proxy that authenticates'),
+  auth: obj({
+    htpasswd: obj({ realm: str, path: str }),
+    token: obj({ realm: str, service: str, issuer: str, rootcertbundle: str, jwks: str, autoredirect: bool, autoredirectpath: str, signingalgorithms: stringlist }),
+    silly: unsupported('silly auth is for development of distribution itself; use htpasswd'),
+  }),
   notifications: unsupported('notifications are not implemented yet'),
   proxy: unsupported('pull-through cache mode is not implemented'),
   health: unsupported('health checks are not implemented yet'),
@@ -101,6 +105,7 @@ export interface Config {
     tls?: { certificate: string; key: string; clientcas: string[]; minimumtls?: string };
   };
   redis?: Record<string, unknown>;
+  auth?: { htpasswd?: { realm: string; path: string }; token?: { realm: string; service: string; issuer: string; rootcertbundle?: string; jwks?: string } };
   validation: { disabled: boolean; urlsAllow: string[]; urlsDeny: string[] };
   catalogMaxEntries: number;
   tagsMaxTags: number;
@@ -190,6 +195,26 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
     if (!tlsTree.certificate || !tlsTree.key) throw new ConfigError('http.tls', 'needs both certificate and key');
     tls = { certificate: String(tlsTree.certificate), key: String(tlsTree.key), clientcas: (tlsTree.clientcas ?? []) as string[], minimumtls: tlsTree.minimumtls as string | undefined };
   }
+  let auth: Config['auth'];
+  const authTree = get(t, 'auth') as Tree | undefined;
+  if (authTree && Object.keys(authTree).length) {
+    const kinds = Object.keys(authTree);
+    if (kinds.length > 1) throw new ConfigError('auth', `names more than one access controller: ${kinds.join(', ')}`);
+    const need = (kind: string, key: string) => {
+      const v = get(authTree, kind, key);
+      if (typeof v !== 'string' || v === '') throw new ConfigError(`auth.${kind}.${key}`, 'is required');
+      return v;
+    };
+    if (kinds[0] === 'htpasswd') {
+      auth = { htpasswd: { realm: (get(authTree, 'htpasswd', 'realm') as string | undefined) ?? 'Registry Realm', path: need('htpasswd', 'path') } };
+    } else {
+      const rootcertbundle = get(authTree, 'token', 'rootcertbundle') as string | undefined;
+      const jwks = get(authTree, 'token', 'jwks') as string | undefined;
+      if (!rootcertbundle && !jwks) throw new ConfigError('auth.token', 'needs rootcertbundle or jwks (the keys that sign tokens)');
+      if (get(authTree, 'token', 'autoredirect') === true) throw new ConfigError('auth.token.autoredirect', 'is not supported: give the token server\'s full URL as realm');
+      auth = { token: { realm: need('token', 'realm'), service: need('token', 'service'), issuer: need('token', 'issuer'), rootcertbundle, jwks } };
+    }
+  }
   const cacheKind = get(storage, 'cache', 'blobdescriptor') as 'inmemory' | 'redis' | undefined;
   if (cacheKind === 'redis' && !t.redis) throw new ConfigError('storage.cache.blobdescriptor', 'is redis but the redis section is missing');
   const valDisabled = get(t, 'validation', 'disabled') === true || get(t, 'validation', 'enabled') === false;
@@ -237,6 +262,7 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
       tls,
     },
     redis: t.redis as Record<string, unknown> | undefined,
+    auth,
     validation: {
       disabled: valDisabled,
       urlsAllow: (get(t, 'validation', 'manifests', 'urls', 'allow') ?? []) as string[],
