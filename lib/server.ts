@@ -67,7 +67,7 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   if (!redis && config.redis) {
     redis = createRedis(config.redis);
   }
-  const registry = new Registry(driver, cache, { urlPolicy });
+  const registry = new Registry(driver, cache, { urlPolicy, maxManifestBytes: config.http.maxManifestBytes });
   const gcRedis = redis;
   let access: AccessController | undefined;
   try {
@@ -84,15 +84,26 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   });
   const server = config.http.tls
     ? https.createServer({
+      connectionsCheckingInterval: Math.min(1000, config.http.readTimeoutMs),
       cert: readFileSync(config.http.tls.certificate),
       key: readFileSync(config.http.tls.key),
       ...(config.http.tls.clientcas.length ? { ca: config.http.tls.clientcas.map((f) => readFileSync(f)), requestCert: true, rejectUnauthorized: true } : {}),
       minVersion: (config.http.tls.minimumtls?.replace('tls', 'TLSv') ?? 'TLSv1.2') as 'TLSv1.2',
     }, app)
-    : http.createServer(app);
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  server.requestTimeout = 0; // uploads of large blobs take as long as they take
+    : http.createServer({ connectionsCheckingInterval: Math.min(1000, config.http.readTimeoutMs) }, app);
+  // Slow clients cannot hold a connection forever: headers within
+  // http.timeout.read, keep-alive idle at most http.timeout.idle, and a
+  // request whose socket moves no byte for http.timeout.stall is cut. The
+  // whole request has no limit: uploads of large blobs take what they take.
+  server.keepAliveTimeout = config.http.idleTimeoutMs;
+  server.headersTimeout = config.http.readTimeoutMs;
+  server.requestTimeout = 0;
+  if (config.http.stallTimeoutMs > 0) {
+    server.setTimeout(config.http.stallTimeoutMs, (socket) => {
+      log.info({ remote: socket.remoteAddress }, 'connection stalled: closed');
+      socket.destroy();
+    });
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     if (config.http.net === 'unix') server.listen(config.http.addr, resolve);

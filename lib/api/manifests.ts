@@ -4,7 +4,6 @@ import { isDigest, mustDigest } from '../digest.js';
 import { gcGate } from './gcGate.js';
 import { err } from '../errors.js';
 import { mustTag } from '../reference.js';
-import { MAX_MANIFEST_BYTES } from '../storage/manifestStore.js';
 import { type Handler, driverContext, urlFor } from './context.js';
 import { readBounded } from './body.js';
 
@@ -57,7 +56,7 @@ export const putManifest: Handler = async (app, req, res, p) => {
   const ctx = driverContext(app, req);
   const ref = p.reference!;
   const target = isDigestRef(ref) ? { digest: mustDigest(ref) } : { tag: mustTag(ref) };
-  const content = await readBounded(req, MAX_MANIFEST_BYTES, 'manifest');
+  const content = await readBounded(req, app.config.http.maxManifestBytes, 'manifest');
   const repo = app.registry.repository(p.name);
   const m = await repo.manifests.put(ctx, content, req.headers['content-type'], target);
   res.setHeader('Location', urlFor(app, req, `/v2/${p.name}/manifests/${m.digest}`));

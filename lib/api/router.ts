@@ -36,6 +36,7 @@ const routes: Route[] = [
 ];
 
 export function v2Router(app: App) {
+  let uploadsInFlight = 0;
   return (req: Request, res: Response, next: NextFunction): void => {
     if (!req.path.startsWith('/v2')) { next(); return; }
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
@@ -63,6 +64,15 @@ export function v2Router(app: App) {
             throw err('UNAUTHORIZED', result.error, needed.map((a) => ({ Type: a.type, Name: a.name, Action: a.action })));
           }
           res.locals.grant = result.grant;
+        }
+        if (r.kind === 'upload' && req.method !== 'GET' && req.method !== 'DELETE' && app.config.http.maxUploads > 0) {
+          // Bounded concurrent uploads per node: the rest are told to come back.
+          if (uploadsInFlight >= app.config.http.maxUploads) {
+            res.setHeader('Retry-After', '5');
+            throw err('TOOMANYREQUESTS', `this node is taking ${uploadsInFlight} uploads at once (http.limits.maxuploads); retry shortly`);
+          }
+          uploadsInFlight++;
+          res.once('close', () => { uploadsInFlight--; });
         }
         await h(app, req, res, params);
       };

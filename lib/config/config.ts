@@ -61,6 +61,10 @@ export const configSchema: Schema = obj({
     http2: obj({ disabled: bool }),
     // Our extension: max-age of blob responses' Cache-Control.
     blobmaxage: duration,
+    // distribution 3's timeouts; stall is ours (docs/configuration.md).
+    timeout: obj({ read: duration, write: duration, idle: duration, stall: duration }),
+    // Ours: limits per node.
+    limits: obj({ maxuploads: int, maxmanifestbytes: int }),
   }),
   redis: redisSchema,
   validation: obj({
@@ -102,6 +106,11 @@ export interface Config {
   http: {
     addr: string; net: 'tcp' | 'unix'; prefix: string; host: string; secret: string; relativeUrls: boolean;
     drainTimeoutMs: number; headers: Record<string, string[]>; blobMaxAgeSeconds: number;
+    /** Headers must arrive within readTimeoutMs; keep-alive connections close after idleTimeoutMs; a request whose socket moves no byte for stallTimeoutMs is cut. */
+    readTimeoutMs: number; idleTimeoutMs: number; stallTimeoutMs: number;
+    /** Concurrent upload requests (POST/PATCH/PUT of uploads) per node; 0: no limit. */
+    maxUploads: number;
+    maxManifestBytes: number;
     tls?: { certificate: string; key: string; clientcas: string[]; minimumtls?: string };
   };
   redis?: Record<string, unknown>;
@@ -159,6 +168,12 @@ function get(t: unknown, ...path: string[]): unknown {
     n = (n as Tree)[p];
   }
   return n ?? undefined;
+}
+
+function nonNegative(v: unknown, key: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ConfigError(key, 'must be a non-negative integer');
+  return v;
 }
 
 export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env): Config {
@@ -259,6 +274,11 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
       drainTimeoutMs: dur(get(t, 'http', 'draintimeout'), 60_000),
       headers,
       blobMaxAgeSeconds: Math.floor(dur(get(t, 'http', 'blobmaxage'), 7 * 24 * 3600e3) / 1000),
+      readTimeoutMs: dur(get(t, 'http', 'timeout', 'read'), 60_000) || 60_000,
+      idleTimeoutMs: dur(get(t, 'http', 'timeout', 'idle'), 65_000) || 65_000,
+      stallTimeoutMs: dur(get(t, 'http', 'timeout', 'stall'), 120_000),
+      maxUploads: nonNegative(get(t, 'http', 'limits', 'maxuploads'), 'http.limits.maxuploads', 256),
+      maxManifestBytes: nonNegative(get(t, 'http', 'limits', 'maxmanifestbytes'), 'http.limits.maxmanifestbytes', 4 << 20) || (4 << 20),
       tls,
     },
     redis: t.redis as Record<string, unknown> | undefined,

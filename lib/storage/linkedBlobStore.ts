@@ -14,7 +14,16 @@ export class LinkedBlobStore {
     readonly blobStore: BlobStore,
     private readonly linkPath: LinkPathFn,
     private readonly unknownCode: ErrorCode = 'BLOB_UNKNOWN',
+    /** The repository-scoped cache has one key space per repository (distribution's
+     *  schema, shared with distribution nodes): it speaks for layer links only.
+     *  Revisions read their links, or a layer would pass for a manifest. */
+    private readonly cached = true,
   ) {}
+
+  private get repoCache() {
+    const c = this.blobStore.cache;
+    return this.cached ? c : { getInRepo: async () => undefined, setInRepo: async () => {}, deleteInRepo: (r: string, d: string) => c.deleteInRepo(r, d) };
+  }
 
   private unknown(dgst: string) {
     return err(this.unknownCode, `${this.unknownCode === 'BLOB_UNKNOWN' ? 'blob' : 'manifest'} unknown to repository ${this.repo}: ${dgst}`, { digest: dgst });
@@ -22,7 +31,7 @@ export class LinkedBlobStore {
 
   /** Descriptor if the repository links the blob and the blob exists. */
   async stat(ctx: DriverContext, dgst: string): Promise<Descriptor> {
-    const cache = this.blobStore.cache;
+    const cache = this.repoCache;
     const cached = await cache.getInRepo(this.repo, dgst);
     if (cached) return cached;
     let target: string;
@@ -48,7 +57,7 @@ export class LinkedBlobStore {
    *  blob stat. For answers that need no size (redirects, manifest reads that
    *  fetch the content anyway): on object stores every request counts. */
   async checkLinked(ctx: DriverContext, dgst: string): Promise<void> {
-    if (await this.blobStore.cache.getInRepo(this.repo, dgst)) return;
+    if (await this.repoCache.getInRepo(this.repo, dgst)) return;
     let target: string;
     try {
       target = (await this.blobStore.driver.getContent(ctx, this.linkPath(this.repo, dgst))).toString().trim();
@@ -73,7 +82,7 @@ export class LinkedBlobStore {
 
   async link(ctx: DriverContext, desc: Descriptor): Promise<void> {
     await this.blobStore.driver.putContent(ctx, this.linkPath(this.repo, desc.digest), Buffer.from(desc.digest));
-    await this.blobStore.cache.setInRepo(this.repo, desc);
+    await this.repoCache.setInRepo(this.repo, desc);
   }
 
   /** Removes the link (the blob itself stays for garbage collection). */

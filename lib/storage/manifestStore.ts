@@ -64,6 +64,7 @@ export class ManifestStore {
     private readonly cache: ManifestCache,
     /** validation.manifests.urls; null when validation is disabled. */
     private readonly urlPolicy: URLPolicy | null = { allow: [], deny: [] },
+    private readonly maxBytes = MAX_MANIFEST_BYTES,
   ) {}
 
   /** The manifest, if the repository holds it. viaTag: dgst was just read
@@ -121,8 +122,8 @@ export class ManifestStore {
 
   /** Validates and stores a manifest; tags it when tag is given. */
   async put(ctx: DriverContext, content: Buffer, contentType: string | undefined, ref: { tag?: string; digest?: string }): Promise<StoredManifest> {
-    if (content.length > MAX_MANIFEST_BYTES) {
-      throw err('MANIFEST_INVALID', `manifest is ${content.length} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`, undefined, 413);
+    if (content.length > this.maxBytes) {
+      throw err('MANIFEST_INVALID', `manifest is ${content.length} bytes, over the ${this.maxBytes}-byte limit`, undefined, 413);
     }
     const parsed = parseManifest(content, contentType);
     const algorithm = ref.digest ? parseDigest(ref.digest)!.algorithm : 'sha256';

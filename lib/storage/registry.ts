@@ -15,6 +15,7 @@ import { UploadStore } from './uploadStore.js';
 export interface RegistryOptions {
   /** Bytes of manifest content kept in memory (immutable, keyed by digest). */
   manifestCacheBytes?: number;
+  maxManifestBytes?: number;
   /** validation.manifests.urls (null: validation disabled). */
   urlPolicy?: URLPolicy | null;
 }
@@ -30,10 +31,10 @@ export class Repository {
   constructor(readonly name: string, readonly registry: Registry) {
     const bs = registry.blobStore;
     this.blobs = new LinkedBlobStore(name, bs, layerLinkPath);
-    this.revisions = new LinkedBlobStore(name, bs, revisionLinkPath, 'MANIFEST_UNKNOWN');
+    this.revisions = new LinkedBlobStore(name, bs, revisionLinkPath, 'MANIFEST_UNKNOWN', false);
     this.tags = new TagStore(name, registry.driver);
     this.referrers = new ReferrerStore(name, registry.driver);
-    this.manifests = new ManifestStore(name, bs, this.revisions, this.blobs, this.tags, this.referrers, registry.manifestCache, registry.urlPolicy);
+    this.manifests = new ManifestStore(name, bs, this.revisions, this.blobs, this.tags, this.referrers, registry.manifestCache, registry.urlPolicy, registry.maxManifestBytes);
     this.uploads = new UploadStore(name, registry.driver, bs, this.blobs, registry.uploadSessions);
   }
 
@@ -51,10 +52,12 @@ export class Registry {
   readonly manifestCache: ManifestCache;
   readonly uploadSessions = new UploadSessionCache();
   readonly urlPolicy: URLPolicy | null;
+  readonly maxManifestBytes?: number;
 
   constructor(readonly driver: StorageDriver, readonly cache: BlobDescriptorCache, opts: RegistryOptions = {}) {
     this.blobStore = new BlobStore(driver, cache);
     this.urlPolicy = opts.urlPolicy === undefined ? { allow: [], deny: [] } : opts.urlPolicy;
+    this.maxManifestBytes = opts.maxManifestBytes;
     this.manifestCache = new LRUCache<string, StoredManifest>({
       maxSize: opts.manifestCacheBytes ?? 64 << 20,
       sizeCalculation: (m) => m.content.length + 256,
