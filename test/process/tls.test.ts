@@ -37,4 +37,43 @@ describe('http.tls', function () {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('requires client certificates signed by clientcas (mutual TLS) and honours minimumtls', async function () {
+    if (!requireTool(this, 'openssl')) return;
+    const dir = await tempDir('registry-mtls-');
+    const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore', cwd: dir });
+    try {
+      ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.pem', '-days', '1', '-subj', '/CN=127.0.0.1');
+      ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=test-ca');
+      ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=client');
+      ssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '1');
+      ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'stranger.key', '-out', 'stranger.pem', '-days', '1', '-subj', '/CN=stranger');
+      const f = (n: string) => join(dir, n);
+      const config = parseConfig(`version: 0.1\nstorage: inmemory\nhttp:\n  addr: 127.0.0.1:0\n  secret: s\n  tls:\n    certificate: ${f('server.pem')}\n    key: ${f('server.key')}\n    clientcas: [${f('ca.pem')}]\n    minimumtls: tls1.3\n`, {});
+      const r = await startRegistry(config, pino({ level: 'silent' }));
+      const { readFileSync } = await import('node:fs');
+      const get = (opts: https.RequestOptions) => new Promise<number>((resolve, reject) => {
+        https.get(`${r.url}/v2/`, { rejectUnauthorized: false, ...opts }, (res) => { res.resume(); resolve(res.statusCode!); }).on('error', reject);
+      });
+      try {
+        expect(await get({ cert: readFileSync(f('client.pem')), key: readFileSync(f('client.key')) })).to.equal(200);
+        for (const [why, opts] of [
+          ['no client certificate', {}],
+          ['a certificate from another CA', { cert: readFileSync(f('stranger.pem')), key: readFileSync(f('stranger.key')) }],
+          ['TLS 1.2 only', { cert: readFileSync(f('client.pem')), key: readFileSync(f('client.key')), maxVersion: 'TLSv1.2' as const }],
+        ] as const) {
+          try {
+            await get(opts as https.RequestOptions);
+            expect.fail(`served with ${why}`);
+          } catch (e) {
+            expect((e as Error).message, why).to.not.match(/served with/);
+          }
+        }
+      } finally {
+        await r.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
