@@ -80,11 +80,13 @@ describe('config: distribution config.yml', () => {
 });
 
 describe('config: the shipped examples', () => {
-  it('config/config.yml and config/cluster.yml parse', async () => {
+  it('the shipped example configs parse and build their drivers', async () => {
     const { readFileSync } = await import('node:fs');
-    for (const f of ['config/config.yml', 'config/cluster.yml']) {
+    const { createDriver } = await import('../../drivers/factory.js');
+    for (const [f, driver] of [['config/config.yml', 'filesystem'], ['config/cluster.yml', 'filesystem'], ['config/s3.yml', 's3'], ['config/azure.yml', 'azure'], ['config/gcs.yml', 'gcs']]) {
       const c = parseConfig(readFileSync(new URL(`../../../${f}`, import.meta.url), 'utf8'), {});
-      expect(c.storage.driver, f).to.equal('filesystem');
+      expect(c.storage.driver, f).to.equal(driver);
+      expect(createDriver(c.storage.driver, c.storage.params).name(), f).to.equal(driver);
     }
   });
 });
