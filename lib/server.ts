@@ -12,7 +12,7 @@ import type { Config } from './config/config.js';
 import { ConfigError } from './config/schema.js';
 import { Registry } from './storage/registry.js';
 import { createRedis, type RedisClient } from './cache/redisClient.js';
-import { GC_LOCK } from './cache/redisLock.js';
+import { GC_LOCK, holdRedisLock, uploadLockKey } from './cache/redisLock.js';
 import type { AccessController } from './auth/access.js';
 import { HtpasswdController } from './auth/htpasswd.js';
 import { TokenController } from './auth/token.js';
@@ -81,6 +81,8 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
     // Fail open: if Redis is unreachable, the collector cannot hold its lock
     // either, and it stops before its next deletion.
     gcActive: gcRedis ? async () => (await gcRedis.exists(GC_LOCK).catch(() => 0)) === 1 : undefined,
+    // Fail open here too: with Redis away, nodes serialise within themselves only.
+    uploadLock: gcRedis ? (uuid) => holdRedisLock(gcRedis, uploadLockKey(uuid), 60_000).catch(() => ({ release: async () => {} })) : undefined,
   });
   const server = config.http.tls
     ? https.createServer({

@@ -9,7 +9,7 @@ import type { App } from './context.js';
 import { v2Router } from './router.js';
 import { randomSecret } from './uploadState.js';
 
-export function createApp(registry: Registry, config: Config, log: Logger, opts: { gcActive?: () => Promise<boolean>; access?: AccessController } = {}): express.Express {
+export function createApp(registry: Registry, config: Config, log: Logger, opts: Pick<App, 'gcActive' | 'access' | 'uploadLock'> = {}): express.Express {
   let secret: Buffer;
   if (config.http.secret) {
     secret = Buffer.from(config.http.secret);
@@ -17,7 +17,7 @@ export function createApp(registry: Registry, config: Config, log: Logger, opts:
     secret = randomSecret();
     log.warn('http.secret is not set: generated a random one. Upload URLs from this process will be refused by every other registry process (BLOB_UPLOAD_INVALID). Behind a load balancer, give every node the same http.secret (or REGISTRY_HTTP_SECRET).');
   }
-  const app: App = { registry, config, log, uploadLocks: new KeyedMutex(), secret, gcActive: opts.gcActive, access: opts.access };
+  const app: App = { registry, config, log, uploadLocks: new KeyedMutex(), secret, gcActive: opts.gcActive, access: opts.access, uploadLock: opts.uploadLock };
   const e = express();
   e.disable('x-powered-by');
   e.disable('etag');

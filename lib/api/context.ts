@@ -16,6 +16,8 @@ export interface App {
   secret: Buffer;
   /** True while `registry garbage-collect` holds its Redis lock (clusters with Redis). */
   gcActive?: () => Promise<boolean>;
+  /** With Redis: takes the cluster-wide lock of an upload session (null: another node holds it). */
+  uploadLock?: (uuid: string) => Promise<{ release(): Promise<void> } | null>;
   /** auth: the access controller; none means everything is open. */
   access?: AccessController;
 }

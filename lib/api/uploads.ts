@@ -126,20 +126,31 @@ async function withBody(app: App, req: Request, res: Response, name: string, uui
   const ctx = driverContext(app, req);
   const repo = app.registry.repository(name);
   checkState(app, req, name, uuid);
+  // One writer per session: within this node by a mutex, across nodes by a
+  // Redis lock (a client sending two chunks of one session at once to two
+  // nodes would otherwise interleave them).
   await app.uploadLocks.run(uuid, async () => {
-    const w = await repo.uploads.resume(ctx, uuid);
-    try {
-      await takeBody(app, req, w, true);
-    } catch (e) {
-      if (e instanceof RegistryError && e.code === 'RANGE_INVALID') {
-        res.setHeader('Location', uploadLocation(app, req, name, uuid, w.size(), w.startedAt));
-        res.setHeader('Range', rangeHeader(w.size()));
-        res.setHeader('Docker-Upload-UUID', uuid);
-      }
-      await w.close();
-      throw e;
+    const held = app.uploadLock ? await app.uploadLock(uuid) : undefined;
+    if (held === null) {
+      throw err('RANGE_INVALID', 'another request is writing to this upload session: send chunks one at a time, in order', { uuid });
     }
-    await then(w);
+    try {
+      const w = await repo.uploads.resume(ctx, uuid);
+      try {
+        await takeBody(app, req, w, true);
+      } catch (e) {
+        if (e instanceof RegistryError && e.code === 'RANGE_INVALID') {
+          res.setHeader('Location', uploadLocation(app, req, name, uuid, w.size(), w.startedAt));
+          res.setHeader('Range', rangeHeader(w.size()));
+          res.setHeader('Docker-Upload-UUID', uuid);
+        }
+        await w.close();
+        throw e;
+      }
+      await then(w);
+    } finally {
+      await held?.release();
+    }
   });
 }
 

@@ -49,3 +49,6 @@ export async function holdRedisLock(redis: RedisClient, key: string, ttlMs: numb
     },
   };
 }
+
+/** Held by the node writing a chunk of an upload session, so that two nodes never write one session at once. */
+export const uploadLockKey = (uuid: string) => `registry::upload::${uuid}::lock`;

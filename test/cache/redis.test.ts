@@ -107,4 +107,19 @@ describe('cache: redis blob descriptors', function () {
     }
     expect((await req(a.url, 'DELETE', `/v2/down/repo/blobs/${d}`)).status).to.equal(202);
   });
+
+  it('lets one node at a time write an upload session (a Redis lock per session)', async () => {
+    const post = await req(a.url, 'POST', '/v2/lock/app/blobs/uploads/');
+    const loc = new URL(post.headers.get('location')!);
+    const uuid = post.headers.get('docker-upload-uuid')!;
+    await redis.client.set(`registry::upload::${uuid}::lock`, 'another-node', 'PX', 30000);
+    const data = randomBytes(1000);
+    await expectError(req(b.url, 'PATCH', loc.pathname + loc.search, data, { 'Content-Range': '0-999' }), 416, 'RANGE_INVALID');
+    await redis.client.del(`registry::upload::${uuid}::lock`);
+    const ok = await req(b.url, 'PATCH', loc.pathname + loc.search, data, { 'Content-Range': '0-999' });
+    expect(ok.status).to.equal(202);
+    expect(await redis.client.exists(`registry::upload::${uuid}::lock`)).to.equal(0); // released
+    const next = new URL(ok.headers.get('location')!);
+    expect((await req(a.url, 'PUT', `${next.pathname}${next.search}&digest=${sha256(data)}`)).status).to.equal(201);
+  });
 });
