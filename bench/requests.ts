@@ -20,6 +20,7 @@ import { startGcsEmulator } from '../test/helpers/gcs.js';
 import { image, imageBlobs, writeLayout } from '../test/helpers/ociLayout.js';
 import { skopeo } from '../test/helpers/skopeo.js';
 import { type Classifier, type Counts, startStorageProxy } from '../test/helpers/storageProxy.js';
+import { track } from '../test/helpers/children.js';
 
 
 const s3Kind: Classifier = (m, u, h) => {
@@ -116,7 +117,7 @@ async function startDistributionOn(storage: string, dir: string): Promise<{ url:
   await writeFile(cfg, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n${storage}  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: s\n`);
   // AWS_CA_BUNDLE (set on some machines) makes distribution's old aws-sdk-go panic at start.
   const { AWS_CA_BUNDLE: _ca, ...env } = process.env;
-  const proc: ChildProcess = spawn('docker-registry', ['serve', cfg], { stdio: 'ignore', detached: true, env });
+  const proc: ChildProcess = track(spawn('docker-registry', ['serve', cfg], { stdio: 'ignore', detached: true, env }));
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/v2/`);
   return {

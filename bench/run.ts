@@ -13,6 +13,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitForHttp } from '../test/helpers/registry.js';
+import { track } from '../test/helpers/children.js';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
@@ -49,8 +50,8 @@ async function start(name: 'ours' | 'distribution', base: string): Promise<Targe
   // Same settings for both: filesystem, in-memory descriptor cache, no access log.
   await writeFile(cfg, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bench\n`);
   const proc = name === 'ours'
-    ? spawn(process.execPath, ['--initial-old-space-size=64', join(REPO_ROOT, 'dist/cmd/registry.js'), 'serve', cfg], { stdio: 'ignore', detached: true })
-    : spawn('docker-registry', ['serve', cfg], { stdio: 'ignore', detached: true });
+    ? track(spawn(process.execPath, ['--initial-old-space-size=64', join(REPO_ROOT, 'dist/cmd/registry.js'), 'serve', cfg], { stdio: 'ignore', detached: true }))
+    : track(spawn('docker-registry', ['serve', cfg], { stdio: 'ignore', detached: true }));
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/v2/`);
   return { name, url, proc, dir };

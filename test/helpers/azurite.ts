@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { REPO_ROOT, freePort, waitForHttp } from './registry.js';
+import { track } from './children.js';
 
 async function waitForPort(port: number, ms = 15000): Promise<void> {
   const end = Date.now() + ms;
@@ -30,9 +31,9 @@ export async function startAzurite(tls?: { cert: string; key: string }): Promise
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'azurite-'));
   const extra = tls ? ['--cert', tls.cert, '--key', tls.key, '--oauth', 'basic'] : [];
-  const proc: ChildProcess = spawn(join(REPO_ROOT, 'node_modules/.bin/azurite-blob'),
+  const proc: ChildProcess = track(spawn(join(REPO_ROOT, 'node_modules/.bin/azurite-blob'),
     ['--blobHost', '127.0.0.1', '--blobPort', String(port), '--location', dir, '--silent', '--skipApiVersionCheck', '--loose', ...extra],
-    { stdio: 'ignore', detached: true });
+    { stdio: 'ignore', detached: true }));
   const serviceurl = `${tls ? 'https' : 'http'}://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
   if (tls) await waitForPort(port); else await waitForHttp(serviceurl);
   return {

@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort, waitForHttp } from './registry.js';
+import { track } from './children.js';
 
 export interface Distribution { url: string; proc: ChildProcess; stop(): Promise<void> }
 
@@ -10,7 +11,7 @@ export async function startDistribution(root: string, dir: string, secret = 'int
   const port = await freePort();
   const cfg = join(dir, `distribution-${port}.yml`);
   await writeFile(cfg, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n${extra}http:\n  addr: 127.0.0.1:${port}\n  secret: ${secret}\n`);
-  const proc = spawn('docker-registry', ['serve', cfg], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const proc = track(spawn('docker-registry', ['serve', cfg], { stdio: ['ignore', 'ignore', 'pipe'], detached: true }));
   let err = '';
   proc.stderr!.on('data', (d) => { err += d; });
   const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));

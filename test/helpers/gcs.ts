@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Storage } from '@google-cloud/storage';
 import { REPO_ROOT, freePort, waitForHttp } from './registry.js';
+import { track } from './children.js';
 
 export interface GcsEmulator {
   endpoint: string;
@@ -20,8 +21,8 @@ export interface GcsEmulator {
 export async function startGcsEmulator(): Promise<GcsEmulator> {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'gcs-emulator-'));
-  const proc: ChildProcess = spawn(process.execPath, [join(REPO_ROOT, 'test/helpers/gcs-emulator.cjs'), String(port)],
-    { stdio: 'ignore', detached: true, env: { ...process.env, TMPDIR: dir } });
+  const proc: ChildProcess = track(spawn(process.execPath, [join(REPO_ROOT, 'test/helpers/gcs-emulator.cjs'), String(port)],
+    { stdio: 'ignore', detached: true, env: { ...process.env, TMPDIR: dir } }));
   const endpoint = `http://127.0.0.1:${port}`;
   await waitForHttp(`${endpoint}/storage/v1/b`, 30000);
   const storage = new Storage({ apiEndpoint: endpoint, projectId: 'test-project' });

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { parseConfig } from '../../lib/config/config.js';
 import { type RunningRegistry, startRegistry } from '../../lib/server.js';
+import { track } from './children.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const REGISTRY_BIN = join(REPO_ROOT, 'dist', 'cmd', 'registry.js');
@@ -64,11 +65,11 @@ export interface ChildRegistry { url: string; proc: ChildProcess; output: () => 
 /** Runs `registry serve` as a child process in its own process group. */
 export async function spawnRegistry(configFile: string, env: Record<string, string> = {}): Promise<ChildRegistry> {
   const port = await freePort();
-  const proc = spawn(process.execPath, ['--initial-old-space-size=64', REGISTRY_BIN, 'serve', configFile], {
+  const proc = track(spawn(process.execPath, ['--initial-old-space-size=64', REGISTRY_BIN, 'serve', configFile], {
     env: { ...process.env, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
-  });
+  }));
   let out = '';
   proc.stdout!.on('data', (d) => { out += d; });
   proc.stderr!.on('data', (d) => { out += d; });

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { REPO_ROOT, freePort, waitForHttp } from './registry.js';
+import { track } from './children.js';
 
 // The SDK warns once per process that its 2027 releases need Node 22; the
 // tests run on the Node 20 the project supports, and the notice is in docs.
@@ -26,9 +27,9 @@ export interface S3rver {
 export async function startS3rver(): Promise<S3rver> {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 's3rver-'));
-  const proc: ChildProcess = spawn(process.execPath,
+  const proc: ChildProcess = track(spawn(process.execPath,
     ['--openssl-legacy-provider', join(REPO_ROOT, 'test/helpers/s3rver-main.cjs'), dir, String(port)],
-    { stdio: 'ignore', detached: true });
+    { stdio: 'ignore', detached: true }));
   const endpoint = `http://127.0.0.1:${port}`;
   await waitForHttp(endpoint);
   const client = new S3Client({
