@@ -33,6 +33,13 @@ export interface FileWriter {
    *  when done (the writer is finished and its own path holds nothing), false
    *  when it cannot (the writer stays open: commit() as usual). */
   commitTo?(dest: string): Promise<boolean>;
+  /** Optional: keeps a small opaque state (the upload's hash state) with the
+   *  bytes, stored by the next close() at no extra request. Returns false if
+   *  the writer cannot (the caller then stores it itself). The state must
+   *  describe exactly size() bytes. */
+  keepState?(state: Buffer): boolean;
+  /** Optional: the state kept by the close() this writer resumed from, and the size it describes. */
+  resumedState?(): { size: number; state: Buffer } | null;
 }
 
 export type WalkResult = void | 'skipdir';

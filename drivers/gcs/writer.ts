@@ -13,7 +13,7 @@ const OFFSET_DIGITS = 16;
 const COMPOSE_MAX = 32;
 const DELETE_CONCURRENCY = 8;
 
-export interface PartRef { name: string; offset: number; size: number }
+export interface PartRef { name: string; offset: number; size: number; /** base64 state kept with the part, describing offset + size bytes */ kept?: string }
 
 export const partName = (key: string, offset: number) => `${key}${PART_MARK}${String(offset).padStart(OFFSET_DIGITS, '0')}`;
 
@@ -40,7 +40,8 @@ export async function listParts(c: GcsContext, key: string, path: string): Promi
       const suffix = f.name.slice(key.length + PART_MARK.length);
       if (suffix === EMPTY_MARK) { parts.marked = true; continue; }
       if (!/^\d+$/.test(suffix)) continue; // a compose intermediate, not a part
-      parts.push({ name: f.name, offset: Number(suffix), size: Number(f.metadata.size ?? 0) });
+      const kept = (f.metadata.metadata as Record<string, unknown> | undefined)?.kept;
+      parts.push({ name: f.name, offset: Number(suffix), size: Number(f.metadata.size ?? 0), kept: typeof kept === 'string' ? kept : undefined });
     }
     pageToken = (next as { pageToken?: string } | null)?.pageToken;
   } while (pageToken);
@@ -68,6 +69,7 @@ export class GcsWriter implements FileWriter {
   private fill = 0;
   private total: number;
   private status: 'open' | 'closed' | 'committed' | 'cancelled' = 'open';
+  private kept: { size: number; state: Buffer } | null = null;
 
   constructor(
     private readonly c: GcsContext,
@@ -93,6 +95,18 @@ export class GcsWriter implements FileWriter {
 
   size(): number { return this.total; }
 
+  /** Rides as metadata of the part close() stores; none is stored when nothing is buffered. */
+  keepState(state: Buffer): boolean {
+    if (this.status !== 'open' || this.fill === 0) return false;
+    this.kept = { size: this.total, state: Buffer.from(state) };
+    return true;
+  }
+
+  resumedState(): { size: number; state: Buffer } | null {
+    const last = this.parts[this.parts.length - 1];
+    return last?.kept ? { size: last.offset + last.size, state: Buffer.from(last.kept, 'base64') } : null;
+  }
+
   async write(chunk: Buffer): Promise<void> {
     this.ensureOpen();
     let off = 0;
@@ -112,9 +126,11 @@ export class GcsWriter implements FileWriter {
     const name = partName(this.key, offset);
     const body = this.buf ? this.buf.subarray(0, this.fill) : Buffer.alloc(0);
     try {
+      const kept = this.kept && this.kept.size === this.total && this.fill === body.length ? this.kept.state.toString('base64') : undefined;
       await this.c.bucket.file(name).save(body, {
         resumable: false, validation: false, contentType: this.c.contentType,
         preconditionOpts: { ifGenerationMatch: 0 },
+        ...(kept ? { metadata: { metadata: { kept } } } : {}),
       });
     } catch (e) {
       if ((e as { code?: number }).code === 412) throw new StorageDriverError(`gcs: another writer already stored ${this.path} at offset ${offset}`, 'gcs');

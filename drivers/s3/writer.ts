@@ -19,7 +19,7 @@ export const MAX_PARTS = 10000;
 const MAGIC = Buffer.from('TSRW1\n');
 
 export interface Part { PartNumber: number; ETag: string; size: number }
-export interface WriterState { uploadId?: string; parts: Part[]; size: number }
+export interface WriterState { uploadId?: string; parts: Part[]; size: number; /** base64 state kept for the caller, describing `size` bytes */ kept?: string }
 
 /** Sidecar body: magic, 4-byte JSON length, JSON state, then the tail bytes. */
 export function encodeSidecar(state: WriterState, tail: Buffer): Buffer {
@@ -49,6 +49,9 @@ export class S3Writer implements FileWriter {
   private fill = 0;
   private total: number;
   private status: 'open' | 'closed' | 'committed' | 'cancelled' = 'open';
+  private kept: { size: number; state: Buffer } | null = null;
+  /** Whether anything changed since the sidecar was last written. */
+  private dirty = false;
 
   constructor(
     private readonly c: S3Context,
@@ -62,6 +65,7 @@ export class S3Writer implements FileWriter {
     private readonly keyOf: (path: string) => string,
   ) {
     this.total = state.size;
+    if (state.kept !== undefined) this.kept = { size: state.size, state: Buffer.from(state.kept, 'base64') };
     if (tail && tail.length > 0) {
       this.buf = Buffer.allocUnsafe(c.chunkSize);
       tail.copy(this.buf);
@@ -75,8 +79,20 @@ export class S3Writer implements FileWriter {
 
   size(): number { return this.total; }
 
+  /** Rides in the sidecar, which close() writes anyway. */
+  keepState(state: Buffer): boolean {
+    this.kept = { size: this.total, state: Buffer.from(state) };
+    this.dirty = true;
+    return this.status === 'open';
+  }
+
+  resumedState(): { size: number; state: Buffer } | null {
+    return this.state.kept !== undefined ? { size: this.state.size, state: Buffer.from(this.state.kept, 'base64') } : null;
+  }
+
   async write(chunk: Buffer): Promise<void> {
     this.ensureOpen();
+    if (chunk.length) this.dirty = true;
     let off = 0;
     while (off < chunk.length) {
       this.buf ??= Buffer.allocUnsafe(this.c.chunkSize);
@@ -114,13 +130,18 @@ export class S3Writer implements FileWriter {
   async close(): Promise<void> {
     if (this.status !== 'open') return;
     this.status = 'closed';
+    // A resumed writer that took nothing leaves the sidecar as it is.
+    if (this.sidecar && !this.dirty) { this.buf = null; return; }
     // A tail that is already a legal part goes up as one; the sidecar only
     // ever carries less than 5 MiB.
     if (this.fill >= MIN_PART) await this.flushPart();
     const tail = this.buf ? this.buf.subarray(0, this.fill) : Buffer.alloc(0);
     await this.c.client.send(new PutObjectCommand({
       Bucket: this.c.bucket, Key: this.key + SIDECAR_SUFFIX,
-      Body: encodeSidecar({ ...this.state, size: this.total }, tail),
+      Body: encodeSidecar({
+        uploadId: this.state.uploadId, parts: this.state.parts, size: this.total,
+        ...(this.kept && this.kept.size === this.total ? { kept: this.kept.state.toString('base64') } : {}),
+      }, tail),
       // stat() reads the file's size and time from here without a GET.
       Metadata: { size: String(this.total) },
     }));

@@ -9,6 +9,8 @@ import {
 export interface SuiteOptions {
   /** Bytes for the streamed large-file test. */
   largeFileSize: number;
+  /** Optional FileWriter methods the driver claims; their tests run only for it, and fail if it lost them. */
+  capabilities?: ('commitTo' | 'keepState')[];
 }
 
 async function readAll(r: Readable): Promise<Buffer> {
@@ -121,12 +123,12 @@ export function driverSuite(title: string, make: () => Promise<{ driver: Storage
       expect((await d.getContent(ctx, p)).toString()).to.equal('x');
     });
 
-    it('commitTo (where a driver has it) stores the bytes at another path, or declines and stays open', async () => {
+    if (opts.capabilities?.includes('commitTo')) it('commitTo stores the bytes at another path, or declines and stays open', async () => {
       const r = root();
       for (const size of [10, 3 << 20, 12 << 20]) {
         const data = randomBytes(size);
         let w = await d.writer(ctx, `${r}/ct/${size}/src`, false);
-        if (!w.commitTo) return;
+        expect(w.commitTo, 'commitTo').to.be.a('function');
         await w.write(data.subarray(0, size >> 1));
         await w.close();
         w = await d.writer(ctx, `${r}/ct/${size}/src`, true);
@@ -140,6 +142,28 @@ export function driverSuite(title: string, make: () => Promise<{ driver: Storage
           expect((await d.getContent(ctx, `${r}/ct/${size}/src`)).equals(data), `${size}`).to.equal(true);
         }
       }
+    });
+
+    if (opts.capabilities?.includes('keepState')) it('keepState rides with the bytes through close and resume', async () => {
+      const p = `${root()}/kept`;
+      let w = await d.writer(ctx, p, false);
+      expect(w.keepState, 'keepState').to.be.a('function');
+      await w.write(Buffer.from('twelve bytes'));
+      const state = randomBytes(108);
+      expect(w.keepState!(state), 'kept with buffered bytes').to.equal(true);
+      await w.close();
+      w = await d.writer(ctx, p, true);
+      expect(w.resumedState?.()).to.deep.equal({ size: 12, state });
+      await w.close(); // untouched: the state stays
+      w = await d.writer(ctx, p, true);
+      expect(w.resumedState?.()?.state.equals(state)).to.equal(true);
+      await w.write(Buffer.from('+more'));
+      await w.close(); // grew without a new state: none describes 17 bytes
+      w = await d.writer(ctx, p, true);
+      const r = w.resumedState?.();
+      expect(r === null || r === undefined || r.size !== 17).to.equal(true);
+      await w.commit();
+      expect((await d.getContent(ctx, p)).toString()).to.equal('twelve bytes+more');
     });
 
     it('cancel removes what the writer wrote', async () => {

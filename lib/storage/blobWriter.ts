@@ -50,6 +50,11 @@ export class BlobWriter {
       const h = restoreHasher('sha256', known);
       if (h && h.length === offset) return h;
     }
+    const resumed = this.fw.resumedState?.();
+    if (resumed && resumed.size === offset) {
+      const h = restoreHasher('sha256', resumed.state);
+      if (h && h.length === offset) return h;
+    }
     try {
       const h = restoreHasher('sha256', await this.driver.getContent(ctx, uploadHashStatePath(this.repo, this.id, 'sha256', offset)));
       return h && h.length === offset ? h : null;
@@ -160,7 +165,11 @@ export class BlobWriter {
   private async saveHashState(ctx: DriverContext): Promise<void> {
     const state = this.hasher?.marshal();
     if (!state || !this.hasher) return;
-    await this.driver.putContent(ctx, uploadHashStatePath(this.repo, this.id, 'sha256', this.hasher.length), state);
+    // Object stores keep it with the bytes at close() (no request of its own);
+    // elsewhere it is distribution's hashstates file.
+    if (!this.fw.keepState?.(state)) {
+      await this.driver.putContent(ctx, uploadHashStatePath(this.repo, this.id, 'sha256', this.hasher.length), state);
+    }
     this.sessions?.savedState(this.repo, this.id, this.hasher.length, state);
   }
 
