@@ -90,3 +90,90 @@ export async function walkByList(
     if (fi.isDir && r !== 'skipdir') await walkByList(d, ctx, child, fn);
   }
 }
+
+/** Object stores: driver paths <-> keys under an optional root prefix; directories are key prefixes. */
+export class KeyMapper {
+  private readonly root: string;
+  constructor(rootdirectory: string | undefined) {
+    this.root = (rootdirectory ?? '').replace(/^\/+|\/+$/g, '');
+  }
+  key(p: string): string {
+    const rel = p === '/' ? '' : p.slice(1);
+    return this.root ? (rel ? `${this.root}/${rel}` : this.root) : rel;
+  }
+  pathOf(key: string): string {
+    const rel = this.root ? key.slice(this.root.length + 1) : key;
+    return `/${rel.replace(/\/$/, '')}`;
+  }
+  dirPrefix(p: string): string {
+    const k = this.key(p);
+    return k ? `${k}/` : '';
+  }
+}
+
+/** Sorts after every character a driver path may hold: a listing that starts after `dir/~` has skipped the subtree. */
+export const AFTER_ALL = '~';
+
+export interface FlatKey { key: string; size: number; modTime: Date }
+
+/** One page of an object store's flat listing under a prefix, in key order:
+ *  `token` continues the previous page, `after` starts past a key. */
+export type FlatPage = (q: { token?: string; after?: string }) => Promise<{ keys: FlatKey[]; next?: string }>;
+
+/** walk() for object stores: one flat listing per page instead of a list per
+ *  directory; directories are derived from the keys, and 'skipdir' restarts
+ *  the listing after the subtree rather than paging through it. Order is key
+ *  order (a directory before what it holds, `b-c/` before `b/`). writerBase
+ *  names the file a writer-state object belongs to (s3 sidecar, gcs part),
+ *  which is visited once, through statFile, unless its committed self came
+ *  just before. Returns whether the prefix held anything. */
+export async function flatWalk(
+  keys: KeyMapper, prefix: string, page: FlatPage, writerBase: (key: string) => string | null,
+  statFile: (path: string) => Promise<FileInfo>, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult,
+): Promise<boolean> {
+  const open: string[] = []; // the directories (key prefixes ending in '/') we are inside
+  let skip: string | null = null;
+  let after: string | undefined;
+  let token: string | undefined;
+  let any = false;
+  let lastFile = '';
+  for (;;) {
+    const res = await page(token ? { token } : { after });
+    for (const o of res.keys) {
+      const k = o.key;
+      any = true;
+      if (skip && k.startsWith(skip)) continue;
+      skip = null;
+      while (open.length && !k.startsWith(open[open.length - 1])) open.pop();
+      let at = open.length ? open[open.length - 1].length : prefix.length;
+      let slash: number;
+      while ((slash = k.indexOf('/', at)) !== -1) {
+        const dir = k.slice(0, slash + 1);
+        open.push(dir);
+        at = slash + 1;
+        if ((await fn({ path: keys.pathOf(dir), size: 0, modTime: new Date(0), isDir: true })) === 'skipdir') {
+          skip = dir;
+          open.pop();
+          break;
+        }
+      }
+      if (skip) continue;
+      const base = writerBase(k);
+      if (base !== null) {
+        if (base !== lastFile) { lastFile = base; await fn(await statFile(keys.pathOf(base))); }
+        continue;
+      }
+      lastFile = k;
+      await fn({ path: keys.pathOf(k), size: o.size, modTime: o.modTime, isDir: false });
+    }
+    if (!res.next) break;
+    const last = res.keys[res.keys.length - 1]?.key;
+    if (skip && last?.startsWith(skip)) {
+      after = skip + AFTER_ALL;
+      token = undefined;
+    } else {
+      token = res.next;
+    }
+  }
+  return any;
+}

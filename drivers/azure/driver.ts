@@ -12,7 +12,7 @@ import {
   type DriverContext, type FileInfo, type FileWriter, type StorageDriver, type WalkResult,
   InvalidOffsetError, PathNotFoundError, StorageDriverError,
 } from '../driver.js';
-import { walkByList } from '../base.js';
+import { KeyMapper, walkByList } from '../base.js';
 import { AzureWriter } from './writer.js';
 
 const NAME = 'azure';
@@ -36,7 +36,7 @@ const notFound = (e: unknown) => e instanceof RestError && e.statusCode === 404;
 export class AzureDriver implements StorageDriver {
   readonly container: ContainerClient;
   private readonly service: BlobServiceClient;
-  private readonly root: string;
+  private readonly keys: KeyMapper;
   private readonly sharedKey: boolean;
   private delegation: { expires: number; key: Promise<UserDelegationKey> } | null = null;
   private warnedDelegation = false;
@@ -50,7 +50,7 @@ export class AzureDriver implements StorageDriver {
     const url = params.serviceurl ?? `https://${params.accountname}.blob.${params.realm ?? 'core.windows.net'}`;
     this.service = new BlobServiceClient(url, cred, { retryOptions: { maxTries: (params.maxretries ?? 3) + 1 } });
     this.container = this.service.getContainerClient(params.container);
-    this.root = (params.rootdirectory ?? '').replace(/^\/+|\/+$/g, '');
+    this.keys = new KeyMapper(params.rootdirectory);
     this.sharedKey = Boolean(params.accountkey);
     this.log = params.log;
   }
@@ -70,20 +70,9 @@ export class AzureDriver implements StorageDriver {
 
   name(): string { return NAME; }
 
-  private key(p: string): string {
-    const rel = p === '/' ? '' : p.slice(1);
-    return this.root ? (rel ? `${this.root}/${rel}` : this.root) : rel;
-  }
-
-  private pathOf(key: string): string {
-    const rel = this.root ? key.slice(this.root.length + 1) : key;
-    return `/${rel.replace(/\/$/, '')}`;
-  }
-
-  private dirPrefix(p: string): string {
-    const k = this.key(p);
-    return k ? `${k}/` : '';
-  }
+  private key(p: string): string { return this.keys.key(p); }
+  private pathOf(key: string): string { return this.keys.pathOf(key); }
+  private dirPrefix(p: string): string { return this.keys.dirPrefix(p); }
 
   async getContent(_ctx: DriverContext, p: string): Promise<Buffer> {
     try {

@@ -9,13 +9,12 @@ import {
   type DriverContext, type FileInfo, type FileWriter, type StorageDriver, type WalkResult,
   InvalidOffsetError, PathNotFoundError, StorageDriverError,
 } from '../driver.js';
+import { AFTER_ALL, KeyMapper, flatWalk } from '../base.js';
 import { EMPTY_MARK, type GcsContext, GcsWriter, PART_MARK, deleteObjects, listParts } from './writer.js';
 
 
 const NAME = 'gcs';
 const REDIRECT_TTL_MS = 20 * 60_000;
-/** Sorts after every character a driver path may hold. */
-const AFTER_ALL = '~';
 
 export interface GcsParams {
   bucket: string;
@@ -35,7 +34,7 @@ const isPart = (key: string) => key.includes(PART_MARK); // parts and compose in
 export class GcsDriver implements StorageDriver {
   readonly bucket: Bucket;
   private readonly c: GcsContext;
-  private readonly root: string;
+  private readonly keys: KeyMapper;
   private readonly canSign: boolean;
   private readonly warned = new Set<string>();
 
@@ -52,7 +51,7 @@ export class GcsDriver implements StorageDriver {
       retryOptions: { autoRetry: true, maxRetries: p.maxretries ?? 4, maxRetryDelay: 8, totalTimeout: 60, idempotencyStrategy: 0 /* RetryAlways */ },
     });
     this.bucket = storage.bucket(p.bucket);
-    this.root = (p.rootdirectory ?? '').replace(/^\/+|\/+$/g, '');
+    this.keys = new KeyMapper(p.rootdirectory);
     // Signing needs a private key: from keyfile or credentials (a service account).
     this.canSign = Boolean(p.keyfile || p.credentials?.private_key);
     this.c = {
@@ -70,20 +69,9 @@ export class GcsDriver implements StorageDriver {
 
   name(): string { return NAME; }
 
-  private key(p: string): string {
-    const rel = p === '/' ? '' : p.slice(1);
-    return this.root ? (rel ? `${this.root}/${rel}` : this.root) : rel;
-  }
-
-  private pathOf(key: string): string {
-    const rel = this.root ? key.slice(this.root.length + 1) : key;
-    return `/${rel.replace(/\/$/, '')}`;
-  }
-
-  private dirPrefix(p: string): string {
-    const k = this.key(p);
-    return k ? `${k}/` : '';
-  }
+  private key(p: string): string { return this.keys.key(p); }
+  private pathOf(key: string): string { return this.keys.pathOf(key); }
+  private dirPrefix(p: string): string { return this.keys.dirPrefix(p); }
 
   private async page(q: { prefix: string; delimiter?: string; maxResults?: number; pageToken?: string; startOffset?: string }): Promise<{ files: File[]; prefixes: string[]; next?: string }> {
     const [files, nextQuery, resp] = await this.bucket.getFiles({ ...q, autoPaginate: false, maxResults: q.maxResults ?? 1000 });
@@ -235,54 +223,12 @@ export class GcsDriver implements StorageDriver {
     await deleteObjects(this.c, names);
   }
 
-  /** One flat listing per 1,000 keys; 'skipdir' restarts after the subtree
-   *  (startOffset). Key order: a directory before what it holds, `b-c/` before `b/`. */
   async walk(ctx: DriverContext, p: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void> {
     const prefix = this.dirPrefix(p);
-    const open: string[] = [];
-    let skip: string | null = null;
-    let startOffset: string | undefined;
-    let pageToken: string | undefined;
-    let any = false;
-    let lastFile = '';
-    for (;;) {
-      const res = await this.page({ prefix, pageToken, startOffset: pageToken ? undefined : startOffset });
-      for (const f of res.files) {
-        const k = f.name;
-        any = true;
-        if (skip && k.startsWith(skip)) continue;
-        skip = null;
-        while (open.length && !k.startsWith(open[open.length - 1])) open.pop();
-        let at = open.length ? open[open.length - 1].length : prefix.length;
-        let slash: number;
-        while ((slash = k.indexOf('/', at)) !== -1) {
-          const dir = k.slice(0, slash + 1);
-          open.push(dir);
-          at = slash + 1;
-          if ((await fn({ path: this.pathOf(dir), size: 0, modTime: new Date(0), isDir: true })) === 'skipdir') {
-            skip = dir;
-            open.pop();
-            break;
-          }
-        }
-        if (skip) continue;
-        if (isPart(k)) {
-          const base = k.slice(0, k.indexOf(PART_MARK));
-          if (base !== lastFile) { lastFile = base; await fn(await this.stat(ctx, this.pathOf(base))); }
-          continue;
-        }
-        lastFile = k;
-        await fn({ path: this.pathOf(k), size: Number(f.metadata.size ?? 0), modTime: new Date(f.metadata.updated ?? 0), isDir: false });
-      }
-      if (!res.next) break;
-      const last = res.files[res.files.length - 1]?.name;
-      if (skip && last?.startsWith(skip)) {
-        startOffset = skip + AFTER_ALL;
-        pageToken = undefined;
-      } else {
-        pageToken = res.next;
-      }
-    }
+    const any = await flatWalk(this.keys, prefix, async ({ token, after }) => {
+      const res = await this.page({ prefix, pageToken: token, startOffset: after });
+      return { keys: res.files.map((f) => ({ key: f.name, size: Number(f.metadata.size ?? 0), modTime: new Date(f.metadata.updated ?? 0) })), next: res.next };
+    }, (k) => (isPart(k) ? k.slice(0, k.indexOf(PART_MARK)) : null), (path) => this.stat(ctx, path), fn);
     if (!any && p !== '/') throw new PathNotFoundError(p, NAME);
   }
 

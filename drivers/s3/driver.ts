@@ -15,14 +15,13 @@ import {
   type DriverContext, type FileInfo, type FileWriter, type StorageDriver, type WalkResult,
   InvalidOffsetError, PathNotFoundError, StorageDriverError,
 } from '../driver.js';
+import { AFTER_ALL, KeyMapper, flatWalk } from '../base.js';
 import type { ObjectOptions, S3Context } from './context.js';
 import { MIN_PART, S3Writer, SIDECAR_SUFFIX, abortUpload, decodeSidecar } from './writer.js';
 
 const NAME = 's3';
 const REDIRECT_TTL_S = 20 * 60;
 const MAX_COPY = 5 * 1024 ** 3; // CopyObject's limit
-/** Sorts after every character a driver path may hold: StartAfter `dir/~` skips a subtree. */
-const AFTER_ALL = '~';
 
 export interface S3Params {
   region: string;
@@ -58,7 +57,7 @@ const isSidecar = (key: string) => key.endsWith(SIDECAR_SUFFIX);
 export class S3Driver implements StorageDriver {
   readonly client: S3Client;
   private readonly c: S3Context;
-  private readonly root: string;
+  private readonly keys: KeyMapper;
   private readonly copyChunk: number;
   private readonly copyConcurrency: number;
   private readonly copyThreshold: number;
@@ -111,7 +110,7 @@ export class S3Driver implements StorageDriver {
         if (p.log) p.log.warn(msg); else process.emitWarning(msg);
       },
     };
-    this.root = (p.rootdirectory ?? '').replace(/^\/+|\/+$/g, '');
+    this.keys = new KeyMapper(p.rootdirectory);
     this.copyChunk = p.multipartcopychunksize ?? 32 << 20;
     this.copyConcurrency = p.multipartcopymaxconcurrency ?? 100;
     this.copyThreshold = p.multipartcopythresholdsize ?? 32 << 20;
@@ -119,20 +118,9 @@ export class S3Driver implements StorageDriver {
 
   name(): string { return NAME; }
 
-  private key(p: string): string {
-    const rel = p === '/' ? '' : p.slice(1);
-    return this.root ? (rel ? `${this.root}/${rel}` : this.root) : rel;
-  }
-
-  private pathOf(key: string): string {
-    const rel = this.root ? key.slice(this.root.length + 1) : key;
-    return `/${rel.replace(/\/$/, '')}`;
-  }
-
-  private dirPrefix(p: string): string {
-    const k = this.key(p);
-    return k ? `${k}/` : '';
-  }
+  private key(p: string): string { return this.keys.key(p); }
+  private pathOf(key: string): string { return this.keys.pathOf(key); }
+  private dirPrefix(p: string): string { return this.keys.dirPrefix(p); }
 
   private list1(input: { Prefix: string; Delimiter?: string; MaxKeys?: number; ContinuationToken?: string; StartAfter?: string }): Promise<ListObjectsV2CommandOutput> {
     return this.client.send(new ListObjectsV2Command({ Bucket: this.p.bucket, ...input }));
@@ -326,58 +314,15 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  /** One flat listing (1,000 keys a request) instead of a list per directory;
-   *  'skipdir' restarts the listing after the skipped subtree. Order is key
-   *  order: a directory comes before what it holds, but `b-c/` sorts before `b/`. */
   async walk(_ctx: DriverContext, p: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void> {
     const prefix = this.dirPrefix(p);
-    const open: string[] = []; // the directories (key prefixes ending in '/') we are inside
-    let skip: string | null = null;
-    let startAfter: string | undefined;
-    let token: string | undefined;
-    let any = false;
-    let lastFile = '';
-    for (;;) {
-      const res = await this.list1({ Prefix: prefix, ContinuationToken: token, StartAfter: token ? undefined : startAfter });
-      for (const o of res.Contents ?? []) {
-        const k = o.Key!;
-        any = true;
-        if (skip && k.startsWith(skip)) continue;
-        skip = null;
-        while (open.length && !k.startsWith(open[open.length - 1])) open.pop();
-        // Directories between the deepest open one and this key.
-        let at = open.length ? open[open.length - 1].length : prefix.length;
-        let slash: number;
-        while ((slash = k.indexOf('/', at)) !== -1) {
-          const dir = k.slice(0, slash + 1);
-          open.push(dir);
-          at = slash + 1;
-          if ((await fn({ path: this.pathOf(dir), size: 0, modTime: new Date(0), isDir: true })) === 'skipdir') {
-            skip = dir;
-            open.pop();
-            break;
-          }
-        }
-        if (skip) continue;
-        if (isSidecar(k)) {
-          // A file being written, unless its committed self came just before.
-          const base = k.slice(0, -SIDECAR_SUFFIX.length);
-          if (base !== lastFile) await fn(await this.stat({}, this.pathOf(base)));
-          continue;
-        }
-        lastFile = k;
-        await fn({ path: this.pathOf(k), size: o.Size ?? 0, modTime: o.LastModified ?? new Date(0), isDir: false });
-      }
-      if (!res.IsTruncated) break;
-      const last = res.Contents?.[res.Contents.length - 1]?.Key;
-      if (skip && last?.startsWith(skip)) {
-        // The rest of the page's subtree is skipped: jump past it instead of paging through it.
-        startAfter = skip + AFTER_ALL;
-        token = undefined;
-      } else {
-        token = res.NextContinuationToken;
-      }
-    }
+    const any = await flatWalk(this.keys, prefix, async ({ token, after }) => {
+      const res = await this.list1({ Prefix: prefix, ContinuationToken: token, StartAfter: after });
+      return {
+        keys: (res.Contents ?? []).map((o) => ({ key: o.Key!, size: o.Size ?? 0, modTime: o.LastModified ?? new Date(0) })),
+        next: res.IsTruncated ? res.NextContinuationToken : undefined,
+      };
+    }, (k) => (isSidecar(k) ? k.slice(0, -SIDECAR_SUFFIX.length) : null), (path) => this.stat({}, path), fn);
     if (!any && p !== '/') throw new PathNotFoundError(p, NAME);
   }
 

@@ -34,14 +34,7 @@ export class LinkedBlobStore {
     const cache = this.repoCache;
     const cached = await cache.getInRepo(this.repo, dgst);
     if (cached) return cached;
-    let target: string;
-    try {
-      target = (await this.blobStore.driver.getContent(ctx, this.linkPath(this.repo, dgst))).toString().trim();
-    } catch (e) {
-      if (isNotFound(e)) throw this.unknown(dgst);
-      throw e;
-    }
-    if (target !== dgst) throw this.unknown(dgst);
+    await this.readLink(ctx, dgst);
     let desc: Descriptor;
     try {
       desc = await this.blobStore.stat(ctx, dgst);
@@ -58,6 +51,11 @@ export class LinkedBlobStore {
    *  fetch the content anyway): on object stores every request counts. */
   async checkLinked(ctx: DriverContext, dgst: string): Promise<void> {
     if (await this.repoCache.getInRepo(this.repo, dgst)) return;
+    await this.readLink(ctx, dgst);
+  }
+
+  /** Throws unknown unless the link file exists and names dgst. */
+  private async readLink(ctx: DriverContext, dgst: string): Promise<void> {
     let target: string;
     try {
       target = (await this.blobStore.driver.getContent(ctx, this.linkPath(this.repo, dgst))).toString().trim();

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { REPO_ROOT, freePort, waitForHttp } from './registry.js';
-import { track } from './children.js';
+import { killGroup, track } from './children.js';
 
 async function waitForPort(port: number, ms = 15000): Promise<void> {
   const end = Date.now() + ms;
@@ -39,11 +39,7 @@ export async function startAzurite(tls?: { cert: string; key: string }): Promise
   return {
     serviceurl,
     async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
-        try { process.kill(-proc.pid!, 'SIGKILL'); } catch { /* gone */ }
-        await exited;
-      }
+      await killGroup(proc);
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -30,3 +30,11 @@ export function track<T extends ChildProcess>(p: T): T {
   p.once('exit', () => live.delete(p));
   return p;
 }
+
+/** Kills a detached child's process group and waits for it to exit. */
+export async function killGroup(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  try { process.kill(-p.pid!, 'SIGKILL'); } catch { /* gone */ }
+  await exited;
+}

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Storage } from '@google-cloud/storage';
 import { REPO_ROOT, freePort, waitForHttp } from './registry.js';
-import { track } from './children.js';
+import { killGroup, track } from './children.js';
 
 export interface GcsEmulator {
   endpoint: string;
@@ -38,11 +38,7 @@ export async function startGcsEmulator(): Promise<GcsEmulator> {
       return name;
     },
     async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
-        try { process.kill(-proc.pid!, 'SIGKILL'); } catch { /* gone */ }
-        await exited;
-      }
+      await killGroup(proc);
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { REPO_ROOT, freePort, waitForHttp } from './registry.js';
-import { track } from './children.js';
+import { killGroup, track } from './children.js';
 
 // The SDK warns once per process that its 2027 releases need Node 22; the
 // tests run on the Node 20 the project supports, and the notice is in docs.
@@ -46,11 +46,7 @@ export async function startS3rver(): Promise<S3rver> {
     },
     async stop() {
       client.destroy();
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
-        try { process.kill(-proc.pid!, 'SIGKILL'); } catch { /* gone */ }
-        await exited;
-      }
+      await killGroup(proc);
       await rm(dir, { recursive: true, force: true });
     },
   };
