@@ -6,7 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { type Config, loadConfig } from '../lib/config/config.js';
-import { ConfigError } from '../lib/config/schema.js';
+import { ConfigError, warningText } from '../lib/config/schema.js';
+import { effectiveYAML } from '../lib/config/effective.js';
+import { tlsOptions } from '../lib/server.js';
 import { createLogger } from '../lib/log.js';
 import { startRegistry } from '../lib/server.js';
 import { createDriver } from '../drivers/factory.js';
@@ -35,12 +37,22 @@ function configOrExit(file: string | undefined): Config {
   }
 }
 
+/** Logs what the configuration accepted but does not act on (one line each). */
+function logWarnings(config: Config, log: ReturnType<typeof createLogger>): void {
+  for (const w of config.warnings) log.warn({ key: w.key }, warningText(w));
+}
+
 program.command('serve')
   .description('serve the registry API')
   .argument('[config]', 'configuration file (else REGISTRY_CONFIGURATION_PATH)')
   .action(async (file?: string) => {
     const config = configOrExit(file);
     const log = createLogger(config.log);
+    logWarnings(config, log);
+    // Last resort: a fault no handler caught is logged and the process goes
+    // on serving; no input may end it. Each such line is a bug to fix.
+    process.on('uncaughtException', (e) => { log.error({ err: e }, 'uncaught exception (the registry keeps serving)'); });
+    process.on('unhandledRejection', (e) => { log.error({ err: e }, 'unhandled rejection (the registry keeps serving)'); });
     if (!process.execArgv.some((a) => a.startsWith('--initial-old-space-size'))) {
       log.info('node was started without --initial-old-space-size (the registry command sets 64): pushes run about a third slower (docs/performance.md)');
     }
@@ -62,6 +74,37 @@ program.command('serve')
     process.on('SIGINT', () => stop('SIGINT'));
   });
 
+const configCmd = program.command('config').description('configuration tools');
+configCmd.command('check')
+  .description('print the effective configuration (overrides applied, secrets masked) and every warning; exit 1 on an error, 2 on any warning')
+  .argument('[config]', 'configuration file (else REGISTRY_CONFIGURATION_PATH)')
+  .action((file?: string) => {
+    let config: Config;
+    try {
+      config = loadConfig(file);
+      // What serve would refuse at start, short of connecting anywhere.
+      createDriver(config.storage.driver, config.storage.params);
+      if (config.http.tls) tlsOptions(config.http.tls);
+      if (config.http.debug?.tls) tlsOptions({ ...config.http.debug.tls, clientauth: 'require-and-verify-client-cert', ciphers: 'DEFAULT' }, 'http.debug.tls');
+      for (const [i, m] of config.middleware.storage.entries()) {
+        if (m.name === 'cloudfront') {
+          try { readFileSync(m.privatekey); } catch (e) { throw new ConfigError(`middleware.storage[${i}].options.privatekey`, `cannot read ${m.privatekey}: ${(e as Error).message}`); }
+        }
+      }
+    } catch (e) {
+      console.error(e instanceof ConfigError ? e.message : `configuration: ${(e as Error).message}`);
+      process.exit(1);
+    }
+    process.stdout.write(effectiveYAML(config));
+    for (const w of config.warnings) console.error(`warning: ${warningText(w)}`);
+    if (config.warnings.length) {
+      console.error(`${config.warnings.length} warning${config.warnings.length === 1 ? '' : 's'}: serve would start, but not everything in the configuration takes effect`);
+      process.exit(2);
+    }
+    console.error('configuration OK: no warnings');
+    process.exit(0);
+  });
+
 program.command('purge-uploads')
   .description('remove upload sessions that started and were last written longer ago than the age')
   .argument('[config]', 'configuration file (else REGISTRY_CONFIGURATION_PATH)')
@@ -75,6 +118,7 @@ program.command('purge-uploads')
       process.exit(2);
     }
     const log = createLogger({ ...config.log, level: 'warn' });
+    logWarnings(config, log);
     const driver = createDriver(config.storage.driver, config.storage.params, log);
     const tty = process.stderr.isTTY === true;
     let last = 0;
@@ -138,6 +182,7 @@ program.command('garbage-collect')
       process.exit(2);
     }
     const log = createLogger({ ...config.log, level: 'warn' });
+    logWarnings(config, log);
     const driver = createDriver(config.storage.driver, config.storage.params, log);
     const redis = config.redis ? createRedis(config.redis) : undefined;
     // Deletes must reach the nodes' shared descriptor cache.
@@ -190,7 +235,7 @@ program.command('garbage-collect')
     const verb = dryRun ? 'would delete' : 'deleted';
     console.log(`\n${summary.repositories} repositories, ${summary.manifestsMarked} manifests and ${summary.blobsMarked} blobs marked; `
       + `${verb} ${summary.manifestsDeleted.length} manifests, ${summary.blobsDeleted.length} blobs (${formatBytes(summary.bytesFreed)}), `
-      + `${summary.layerLinksDeleted} layer links, ${summary.tagFoldersDeleted} empty tag folders; `
+      + `${summary.layerLinksDeleted} layer links, ${summary.tagFoldersDeleted} empty tag folders, ${summary.straysDeleted} stray temp files; `
       + `kept ${summary.youngKept} unreferenced blobs younger than ${opts.grace}; ${((Date.now() - started) / 1000).toFixed(1)}s`);
     process.exit(0);
   });

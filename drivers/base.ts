@@ -5,6 +5,7 @@ import {
   type DriverContext, type FileInfo, type FileWriter, type StorageDriver, type WalkResult,
   InvalidPathError, StorageDriverError,
 } from './driver.js';
+import { Semaphore } from './regulator.js';
 
 const PATH_RE = /^(\/[A-Za-z0-9._-]+)+$/;
 
@@ -13,9 +14,21 @@ export function validPath(p: string, allowRoot = false): boolean {
   return PATH_RE.test(p) && !p.split('/').some((s) => s === '.' || s === '..');
 }
 
+export interface BaseOptions {
+  /** At most this many driver calls at once (distribution's regulator:
+   *  filesystem.maxthreads, gcs.maxconcurrency). A call that returns a stream
+   *  counts until the stream is returned, as there. */
+  maxConcurrency?: number;
+}
+
 export class Base implements StorageDriver {
   readonly sendTo?: StorageDriver['sendTo'];
-  constructor(private readonly d: StorageDriver) {
+  readonly init?: StorageDriver['init'];
+  readonly readerWithSize?: StorageDriver['readerWithSize'];
+  readonly removeStrays?: StorageDriver['removeStrays'];
+  private readonly regulator?: Semaphore;
+  constructor(private readonly d: StorageDriver, opts: BaseOptions = {}) {
+    if (opts.maxConcurrency) this.regulator = new Semaphore(opts.maxConcurrency);
     if (d.sendTo) {
       const send = d.sendTo.bind(d);
       this.sendTo = async (ctx, p, offset, length, dest) => {
@@ -23,7 +36,28 @@ export class Base implements StorageDriver {
         return this.wrap(() => send(ctx, p, offset, length, dest));
       };
     }
+    if (d.init) {
+      const init = d.init.bind(d);
+      this.init = (ctx) => this.wrap(() => init(ctx));
+    }
+    if (d.removeStrays) {
+      const remove = d.removeStrays.bind(d);
+      this.removeStrays = async (ctx, p, olderThan, dryRun) => {
+        this.check(p, true);
+        return this.wrap(() => remove(ctx, p, olderThan, dryRun));
+      };
+    }
+    if (d.readerWithSize) {
+      const open = d.readerWithSize.bind(d);
+      this.readerWithSize = async (ctx, p, offset) => {
+        this.check(p);
+        return this.wrap(() => open(ctx, p, offset));
+      };
+    }
   }
+
+  /** The driver this one wraps (for tests and instrumentation). */
+  get inner(): StorageDriver { return this.d; }
 
   private check(p: string, allowRoot = false): void {
     if (!validPath(p, allowRoot)) throw new InvalidPathError(p, this.d.name());
@@ -31,7 +65,7 @@ export class Base implements StorageDriver {
 
   private async wrap<T>(fn: () => Promise<T>): Promise<T> {
     try {
-      return await fn();
+      return await (this.regulator ? this.regulator.run(fn) : fn());
     } catch (err) {
       if (err instanceof StorageDriverError) throw err;
       if ((err as Error)?.name === 'AbortError') throw err;

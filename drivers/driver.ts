@@ -8,6 +8,8 @@ export interface DriverContext {
   signal?: AbortSignal;
   log?: Logger;
   requestId?: string;
+  /** The client's address (X-Forwarded-For honoured), for middleware that redirects by origin. */
+  remoteIP?: string;
 }
 
 export interface FileInfo {
@@ -61,6 +63,18 @@ export interface StorageDriver {
   walk(ctx: DriverContext, path: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void>;
   /** A URL the client may fetch the content from directly, or null. */
   redirectURL(ctx: DriverContext, method: string, path: string): Promise<string | null>;
+  /** Optional: prepares the store when the registry starts (azure creates a
+   *  missing container, as distribution's driver does). Throws, with a message
+   *  an operator can act on, when the store cannot be used. */
+  init?(ctx: DriverContext): Promise<void>;
+  /** Optional: a reader that also tells the file's whole size, from the same
+   *  request where the store answers it (object stores: the GET's headers),
+   *  so a blob GET needs no stat first. */
+  readerWithSize?(ctx: DriverContext, path: string, offset: number): Promise<{ stream: Readable; size: number }>;
+  /** Optional: removes files a crash of this driver can leave behind (the
+   *  filesystem's putContent temp files) below path, if older than olderThan;
+   *  returns the paths (removed, or that would be with dryRun). */
+  removeStrays?(ctx: DriverContext, path: string, olderThan: Date, dryRun: boolean): Promise<string[]>;
   /** Optional fast path: writes length bytes from offset to dest, reusing
    *  its buffers (no allocation and no garbage per chunk). dest's write
    *  callback must mean dest no longer needs the chunk, as it does for sockets

@@ -48,7 +48,7 @@ function checkKeys(params: Record<string, unknown>, driver: string, keys: string
 const S3_KEYS = ['region', 'regionendpoint', 'forcepathstyle', 'bucket', 'rootdirectory', 'accesskey', 'secretkey',
   'sessiontoken', 'encrypt', 'keyid', 'secure', 'skipverify', 'v4auth', 'chunksize', 'multipartcopychunksize',
   'multipartcopymaxconcurrency', 'multipartcopythresholdsize', 'storageclass', 'objectacl', 'useragent', 'loglevel',
-  'usedualstack', 'accelerate', 'maxretries'];
+  'usedualstack', 'accelerate', 'usefipsendpoint', 'maxrequestspersecond', 'maxretries'];
 const GiB5 = 5 * 1024 ** 3;
 
 function s3Driver(params: Record<string, unknown>, log?: Logger): S3Driver {
@@ -82,12 +82,14 @@ function s3Driver(params: Record<string, unknown>, log?: Logger): S3Driver {
     useragent: str(params, 'useragent', 's3', false),
     usedualstack: bool(params, 'usedualstack', 's3'),
     accelerate: bool(params, 'accelerate', 's3'),
+    usefipsendpoint: bool(params, 'usefipsendpoint', 's3'),
+    maxrequestspersecond: int(params, 'maxrequestspersecond', 's3', 0, 1_000_000),
     maxretries: int(params, 'maxretries', 's3', 0, 100),
     log,
   });
 }
 
-const GCS_KEYS = ['bucket', 'keyfile', 'credentials', 'rootdirectory', 'chunksize', 'endpoint', 'maxretries'];
+const GCS_KEYS = ['bucket', 'keyfile', 'credentials', 'rootdirectory', 'chunksize', 'endpoint', 'maxretries', 'useragent', 'maxconcurrency'];
 const GCS_CHUNK = 256 << 10;
 
 function gcsDriver(params: Record<string, unknown>, log?: Logger): GcsDriver {
@@ -108,38 +110,73 @@ function gcsDriver(params: Record<string, unknown>, log?: Logger): GcsDriver {
     chunksize,
     endpoint: str(params, 'endpoint', 'gcs', false),
     maxretries: int(params, 'maxretries', 'gcs', 0, 100),
+    useragent: str(params, 'useragent', 'gcs', false),
     log,
   });
 }
 
-const AZURE_KEYS = ['accountname', 'accountkey', 'container', 'realm', 'serviceurl', 'rootdirectory', 'maxretries'];
+const AZURE_KEYS = ['accountname', 'accountkey', 'container', 'realm', 'serviceurl', 'rootdirectory', 'maxretries',
+  'credentials', 'connectionstring', 'max_retries', 'retry_delay', 'skipverify', 'copy_status_poll_max_retry', 'copy_status_poll_delay'];
+
+/** A duration in milliseconds: a number (ms, as the config layer hands it) or Go's text. */
+function durationMs(params: Record<string, unknown>, key: string, driver: string): number | undefined {
+  const v = params[key];
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v === 'number' && v >= 0) return v;
+  const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v.trim()) : null;
+  if (!m) throw new Error(`storage.${driver}.${key} must be a duration such as 100ms or 2s`);
+  return Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as Record<string, number>)[m[2]];
+}
+
+function azureDriver(params: Record<string, unknown>, log?: Logger): AzureDriver {
+  checkKeys(params, 'azure', AZURE_KEYS);
+  const creds = params.credentials;
+  if (creds !== undefined && (typeof creds !== 'object' || creds === null || Array.isArray(creds))) throw new Error('storage.azure.credentials must be a map (type, clientid, tenantid, secret)');
+  const c = (creds ?? {}) as Record<string, unknown>;
+  const type = c.type === undefined ? undefined : String(c.type).toLowerCase();
+  if (type !== undefined && !['default', 'client_secret', 'shared_key'].includes(type)) throw new Error(`storage.azure.credentials.type must be default, client_secret or shared_key, not ${type}`);
+  const connectionstring = str(params, 'connectionstring', 'azure', false);
+  const maxretries = int(params, 'max_retries', 'azure', 0, 100) ?? int(params, 'maxretries', 'azure', 0, 100);
+  return new AzureDriver({
+    accountname: str(params, 'accountname', 'azure', !connectionstring) ?? '',
+    accountkey: str(params, 'accountkey', 'azure', false),
+    container: str(params, 'container', 'azure', true)!,
+    realm: str(params, 'realm', 'azure', false),
+    serviceurl: str(params, 'serviceurl', 'azure', false),
+    rootdirectory: str(params, 'rootdirectory', 'azure', false),
+    credentials: creds === undefined ? undefined : {
+      type: type as 'default' | 'client_secret' | 'shared_key' | undefined,
+      clientid: c.clientid === undefined ? undefined : String(c.clientid),
+      tenantid: c.tenantid === undefined ? undefined : String(c.tenantid),
+      secret: c.secret === undefined ? undefined : String(c.secret),
+    },
+    connectionstring,
+    maxretries,
+    retrydelayMs: durationMs(params, 'retry_delay', 'azure'),
+    skipverify: bool(params, 'skipverify', 'azure'),
+    log,
+  });
+}
 
 export function createDriver(name: string, params: Record<string, unknown>, log?: Logger): StorageDriver {
   switch (name) {
     case 'inmemory':
       return new Base(new InMemoryDriver());
     case 'filesystem': {
+      checkKeys(params, 'filesystem', ['rootdirectory', 'maxthreads']);
       const root = params.rootdirectory ?? '/var/lib/registry';
       if (typeof root !== 'string' || root === '') throw new Error('storage.filesystem.rootdirectory must be a non-empty string');
-      return new Base(new FilesystemDriver({ rootdirectory: root }));
+      // distribution's regulator: maxthreads filesystem calls at once (at least 25); none unless set.
+      const maxthreads = int(params, 'maxthreads', 'filesystem', 25, 100_000);
+      return new Base(new FilesystemDriver({ rootdirectory: root }), { maxConcurrency: maxthreads });
     }
     case 's3':
       return new Base(s3Driver(params, log));
     case 'gcs':
-      return new Base(gcsDriver(params, log));
-    case 'azure': {
-      checkKeys(params, 'azure', AZURE_KEYS);
-      return new Base(new AzureDriver({
-        accountname: str(params, 'accountname', 'azure', true)!,
-        accountkey: str(params, 'accountkey', 'azure', false),
-        container: str(params, 'container', 'azure', true)!,
-        realm: str(params, 'realm', 'azure', false),
-        serviceurl: str(params, 'serviceurl', 'azure', false),
-        rootdirectory: str(params, 'rootdirectory', 'azure', false),
-        maxretries: int(params, 'maxretries', 'azure', 0, 100),
-        log,
-      }));
-    }
+      // distribution bounds GCS calls at 50 at once unless told otherwise.
+      return new Base(gcsDriver(params, log), { maxConcurrency: int(params, 'maxconcurrency', 'gcs', 1, 10_000) ?? 50 });
+    case 'azure':
+      return new Base(azureDriver(params, log));
     default:
       throw new Error(`storage driver "${name}" is not supported (supported: ${DRIVER_NAMES.join(', ')})`);
   }

@@ -19,8 +19,3 @@ export function mustName(name: string): string {
   if (!validName(name)) throw err('NAME_INVALID', `invalid repository name: ${name.slice(0, 300)}`, { name: name.slice(0, 300) });
   return name;
 }
-
-export function mustTag(tag: string): string {
-  if (!validTag(tag)) throw err('MANIFEST_INVALID', `invalid tag: ${tag.slice(0, 200)}`, { tag: tag.slice(0, 200) });
-  return tag;
-}

@@ -2,10 +2,12 @@
 // blobs: any process can continue one (its size is the blob's length), and
 // its bytes are readable before commit, so an upload resumes anywhere.
 import {
-  BlobSASPermissions, BlobServiceClient, type ContainerClient, RestError, StorageSharedKeyCredential,
-  type UserDelegationKey,
+  AnonymousCredential, BlobSASPermissions, BlobServiceClient, type ContainerClient, RestError, StorageSharedKeyCredential,
+  type UserDelegationKey, newPipeline,
 } from '@azure/storage-blob';
-import { DefaultAzureCredential } from '@azure/identity';
+import { ClientSecretCredential, DefaultAzureCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/core-auth';
+import { Agent as HttpsAgent } from 'node:https';
 import type { Logger } from 'pino';
 import { Readable } from 'node:stream';
 import {
@@ -26,9 +28,56 @@ export interface AzureParams {
   realm?: string;
   serviceurl?: string;
   rootdirectory?: string;
+  /** distribution 3's credentials: default (DefaultAzureCredential), client_secret, or shared_key (accountkey). */
+  credentials?: { type?: 'default' | 'client_secret' | 'shared_key'; clientid?: string; tenantid?: string; secret?: string };
+  /** An Azure Storage connection string (AccountName/AccountKey/BlobEndpoint..., or SharedAccessSignature). */
+  connectionstring?: string;
   /** Retries after the first attempt (the SDK's maxTries - 1; exponential backoff). */
   maxretries?: number;
+  /** The first retry's delay (the SDK's retryDelayInMs; it doubles after). */
+  retrydelayMs?: number;
+  /** Do not verify the endpoint's TLS certificate. */
+  skipverify?: boolean;
   log?: Logger;
+}
+
+/** Reads a connection string into an endpoint and a credential. */
+export function parseConnectionString(cs: string): { url: string; credential: StorageSharedKeyCredential | AnonymousCredential; sas?: string; accountname?: string } {
+  const kv = new Map<string, string>();
+  for (const part of cs.split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) kv.set(part.slice(0, i).trim().toLowerCase(), part.slice(i + 1).trim());
+  }
+  if (kv.get('usedevelopmentstorage') === 'true') {
+    kv.set('accountname', 'devstoreaccount1');
+    kv.set('accountkey', 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==');
+    kv.set('blobendpoint', 'http://127.0.0.1:10000/devstoreaccount1');
+  }
+  const account = kv.get('accountname');
+  const url = kv.get('blobendpoint')
+    ?? (account ? `${kv.get('defaultendpointsprotocol') ?? 'https'}://${account}.blob.${kv.get('endpointsuffix') ?? 'core.windows.net'}` : undefined);
+  if (!url) throw new Error('storage.azure.connectionstring names no BlobEndpoint and no AccountName');
+  const key = kv.get('accountkey');
+  if (key) {
+    if (!account) throw new Error('storage.azure.connectionstring has an AccountKey but no AccountName');
+    return { url, credential: new StorageSharedKeyCredential(account, key), accountname: account };
+  }
+  const sas = kv.get('sharedaccesssignature');
+  if (!sas) throw new Error('storage.azure.connectionstring has neither AccountKey nor SharedAccessSignature');
+  return { url, credential: new AnonymousCredential(), sas: sas.replace(/^\?/, ''), accountname: account };
+}
+
+/** skipverify: a pipeline step that sends requests through an agent that does not check certificates. */
+function insecureAgentFactory() {
+  const agent = new HttpsAgent({ keepAlive: true, rejectUnauthorized: false });
+  return {
+    create: (next: { sendRequest(r: { agent?: unknown }): Promise<unknown> }) => ({
+      sendRequest: (request: { agent?: unknown; url?: string }) => {
+        if (request.url?.startsWith('https:')) request.agent = agent;
+        return next.sendRequest(request);
+      },
+    }),
+  };
 }
 
 const notFound = (e: unknown) => e instanceof RestError && e.statusCode === 404;
@@ -42,17 +91,50 @@ export class AzureDriver implements StorageDriver {
   private warnedDelegation = false;
   private readonly log?: Logger;
 
-  constructor(params: AzureParams) {
-    // With an account key: shared-key signing. Without: DefaultAzureCredential
-    // (environment, workload identity, managed identity, Azure CLI ...), and
-    // redirects signed with a user delegation key.
-    const cred = params.accountkey ? new StorageSharedKeyCredential(params.accountname, params.accountkey) : new DefaultAzureCredential();
-    const url = params.serviceurl ?? `https://${params.accountname}.blob.${params.realm ?? 'core.windows.net'}`;
-    this.service = new BlobServiceClient(url, cred, { retryOptions: { maxTries: (params.maxretries ?? 3) + 1 } });
+  constructor(private readonly params: AzureParams) {
+    // A connection string, or an account key (shared-key signing), or a token
+    // credential: client_secret, else DefaultAzureCredential (environment,
+    // workload identity, managed identity, Azure CLI ...), whose redirects are
+    // signed with a user delegation key.
+    let url = params.serviceurl ?? `https://${params.accountname}.blob.${params.realm ?? 'core.windows.net'}`;
+    let cred: StorageSharedKeyCredential | AnonymousCredential | TokenCredential;
+    const type = params.credentials?.type ?? (params.accountkey ? 'shared_key' : 'default');
+    if (params.connectionstring) {
+      const cs = parseConnectionString(params.connectionstring);
+      url = cs.sas ? `${cs.url}?${cs.sas}` : cs.url;
+      cred = cs.credential;
+    } else if (type === 'shared_key') {
+      if (!params.accountkey) throw new Error('storage.azure.credentials.type shared_key needs storage.azure.accountkey');
+      cred = new StorageSharedKeyCredential(params.accountname, params.accountkey);
+    } else if (type === 'client_secret') {
+      const c = params.credentials!;
+      if (!c.tenantid || !c.clientid || !c.secret) throw new Error('storage.azure.credentials.type client_secret needs tenantid, clientid and secret');
+      cred = new ClientSecretCredential(c.tenantid, c.clientid, c.secret);
+    } else {
+      cred = new DefaultAzureCredential();
+    }
+    const pipeline = newPipeline(cred, { retryOptions: { maxTries: (params.maxretries ?? 3) + 1, ...(params.retrydelayMs ? { retryDelayInMs: params.retrydelayMs } : {}) } });
+    if (params.skipverify) (pipeline.factories as unknown[]).push(insecureAgentFactory());
+    this.service = new BlobServiceClient(url, pipeline);
     this.container = this.service.getContainerClient(params.container);
     this.keys = new KeyMapper(params.rootdirectory);
-    this.sharedKey = Boolean(params.accountkey);
+    this.sharedKey = cred instanceof StorageSharedKeyCredential;
     this.log = params.log;
+  }
+
+  /** As distribution's driver: create the container if it does not exist. */
+  async init(): Promise<void> {
+    try {
+      await this.container.createIfNotExists();
+      return;
+    } catch (e) {
+      // Not allowed to create (a SAS or a role scoped to the container): fine if it exists.
+      let exists: boolean | undefined;
+      try { exists = await this.container.exists(); } catch { exists = undefined; }
+      if (exists) return;
+      const why = e instanceof RestError ? `${e.statusCode ?? ''} ${e.code ?? ''} ${e.message.split('\n')[0]}`.trim() : (e as Error).message;
+      throw new StorageDriverError(`${NAME}: container ${this.params.container} does not exist${exists === undefined ? ' or cannot be seen' : ''}, and creating it failed (${why}): create it, or give the registry's identity the right to (Storage Blob Data Contributor)`, NAME);
+    }
   }
 
   /** A user delegation key (valid a day), renewed when less than an hour is left. */

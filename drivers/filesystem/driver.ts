@@ -13,6 +13,9 @@ import {
 
 const NAME = 'filesystem';
 const FLUSH_EVERY = 32 << 20;
+const STRAY_RE = /\.tmp-[0-9a-f]{12}$/;
+/** Retries of a write or delete that lost a race with a delete or write of the same folder. */
+const RACE_RETRIES = 20;
 const SEND_CHUNK = 1 << 20;
 
 /** At most `limit` background flushes at once; beyond that, close() waits. */
@@ -64,14 +67,20 @@ export class FilesystemDriver implements StorageDriver {
 
   async putContent(_ctx: DriverContext, p: string, content: Buffer): Promise<void> {
     const target = this.full(p);
-    await fs.mkdir(path.dirname(target), { recursive: true });
     const tmp = `${target}.tmp-${randomBytes(6).toString('hex')}`;
-    try {
-      await fs.writeFile(tmp, content);
-      await fs.rename(tmp, target);
-    } catch (err) {
-      await fs.rm(tmp, { force: true });
-      throw err;
+    // A concurrent delete of a parent (a tag DELETE racing a tag PUT) can
+    // remove the folder between mkdir and rename: make it again and retry, so
+    // the write lands whole (or the delete wins first), never a 5xx.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await fs.mkdir(path.dirname(target), { recursive: true });
+        await fs.writeFile(tmp, content);
+        await fs.rename(tmp, target);
+        return;
+      } catch (err) {
+        await fs.rm(tmp, { force: true }).catch(() => {});
+        if (code(err) !== 'ENOENT' || attempt >= RACE_RETRIES) throw err;
+      }
     }
   }
 
@@ -208,7 +217,16 @@ export class FilesystemDriver implements StorageDriver {
   async delete(_ctx: DriverContext, p: string): Promise<void> {
     const full = this.full(p);
     try { await fs.lstat(full); } catch (err) { return this.notFound(err, p); }
-    await fs.rm(full, { recursive: true, force: true });
+    // A file created inside the folder while it is removed (a concurrent
+    // putContent) makes rmdir fail with ENOTEMPTY: remove again.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await fs.rm(full, { recursive: true, force: true });
+        return;
+      } catch (err) {
+        if (code(err) !== 'ENOTEMPTY' || attempt >= RACE_RETRIES) throw err;
+      }
+    }
   }
 
   async walk(ctx: DriverContext, p: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void> {
@@ -231,4 +249,17 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async redirectURL(): Promise<string | null> { return null; }
+
+  /** putContent's temp files (`<name>.tmp-<12 hex>`) that a crash between write and rename left behind. */
+  async removeStrays(ctx: DriverContext, p: string, olderThan: Date, dryRun: boolean): Promise<string[]> {
+    const out: string[] = [];
+    await this.walk(ctx, p, async (fi) => {
+      if (fi.isDir) return fi.path.endsWith('/_uploads') ? 'skipdir' : undefined;
+      if (!STRAY_RE.test(fi.path) || fi.modTime >= olderThan) return undefined;
+      out.push(fi.path);
+      if (!dryRun) await fs.rm(this.full(fi.path), { force: true });
+      return undefined;
+    });
+    return out;
+  }
 }

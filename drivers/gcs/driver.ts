@@ -25,6 +25,8 @@ export interface GcsParams {
   endpoint?: string;
   /** Retries after the first attempt (429, 5xx), with exponential backoff up to 8 s apart. */
   maxretries?: number;
+  /** Added to the SDK's User-Agent. */
+  useragent?: string;
   log?: Logger;
 }
 
@@ -41,6 +43,7 @@ export class GcsDriver implements StorageDriver {
   constructor(private readonly p: GcsParams) {
     const storage = new Storage({
       apiEndpoint: p.endpoint,
+      userAgent: p.useragent,
       keyFilename: p.keyfile,
       credentials: p.credentials as never,
       projectId: (p.credentials?.project_id as string | undefined) ?? (p.endpoint ? 'emulator' : undefined),

@@ -18,6 +18,7 @@ import {
 import { AFTER_ALL, KeyMapper, flatWalk } from '../base.js';
 import type { ObjectOptions, S3Context } from './context.js';
 import { MIN_PART, S3Writer, SIDECAR_SUFFIX, abortUpload, decodeSidecar } from './writer.js';
+import { RateLimiter } from '../regulator.js';
 
 const NAME = 's3';
 const REDIRECT_TTL_S = 20 * 60;
@@ -45,6 +46,9 @@ export interface S3Params {
   useragent?: string;
   usedualstack?: boolean;
   accelerate?: boolean;
+  usefipsendpoint?: boolean;
+  /** At most this many requests a second to the store (0 or unset: no bound). */
+  maxrequestspersecond?: number;
   /** Retries after the first attempt (the SDK's maxAttempts - 1). */
   maxretries?: number;
   log?: Logger;
@@ -64,6 +68,8 @@ export class S3Driver implements StorageDriver {
   private readonly warned = new Set<string>();
   /** Set once the store answers UploadPartCopy with NotImplemented (s3rver). */
   private noPartCopy = false;
+  /** storage.s3.maxrequestspersecond, when set. */
+  readonly limiter?: RateLimiter;
 
   constructor(private readonly p: S3Params) {
     let endpoint = p.regionendpoint;
@@ -80,6 +86,7 @@ export class S3Driver implements StorageDriver {
       customUserAgent: p.useragent,
       useDualstackEndpoint: p.usedualstack,
       useAccelerateEndpoint: p.accelerate,
+      useFipsEndpoint: p.usefipsendpoint,
       retryMode: 'standard',
       maxAttempts: (p.maxretries ?? 4) + 1,
       // The SDK's default flexible checksums (CRC32 trailers on every PUT since
@@ -92,6 +99,12 @@ export class S3Driver implements StorageDriver {
         httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets, rejectUnauthorized: !p.skipverify }),
       },
     });
+    if (p.maxrequestspersecond) {
+      // Below the retry step, so every attempt (retries too) waits for a token.
+      const limiter = new RateLimiter(p.maxrequestspersecond);
+      this.limiter = limiter;
+      this.client.middlewareStack.add((next) => async (args) => { await limiter.take(); return next(args); }, { step: 'deserialize', name: 'registryRateLimit' });
+    }
     const objectOptions: ObjectOptions = { ContentType: 'application/octet-stream' };
     if (p.encrypt) {
       objectOptions.ServerSideEncryption = p.keyid ? 'aws:kms' : 'AES256';
@@ -142,19 +155,24 @@ export class S3Driver implements StorageDriver {
   }
 
   async reader(ctx: DriverContext, p: string, offset: number): Promise<Readable> {
+    return (await this.readerWithSize(ctx, p, offset)).stream;
+  }
+
+  /** One GET: the body and, from its headers, the object's whole size. */
+  async readerWithSize(ctx: DriverContext, p: string, offset: number): Promise<{ stream: Readable; size: number }> {
     if (offset < 0) throw new InvalidOffsetError(p, offset, NAME);
     try {
       const res = await this.client.send(new GetObjectCommand({
         Bucket: this.p.bucket, Key: this.key(p), Range: offset > 0 ? `bytes=${offset}-` : undefined,
       }), { abortSignal: ctx.signal });
-      return res.Body as Readable;
+      const total = /\/(\d+)$/.exec(res.ContentRange ?? '')?.[1];
+      return { stream: res.Body as Readable, size: total !== undefined ? Number(total) : offset + (res.ContentLength ?? 0) };
     } catch (e) {
       if (notFound(e)) throw new PathNotFoundError(p, NAME);
       if (status(e) !== 416) throw e;
     }
-    // Past the end, or exactly at it (S3 refuses an empty range).
     const size = (await this.stat(ctx, p)).size;
-    if (offset === size) return Readable.from([]);
+    if (offset === size) return { stream: Readable.from([]), size };
     throw new InvalidOffsetError(p, offset, NAME);
   }
 

@@ -4,9 +4,11 @@ import express from 'express';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { Registry } from '../storage/registry.js';
-import { KeyedMutex } from '../storage/uploadStore.js';
-import type { App } from './context.js';
+import { KeyedMutex } from '../storage/locks.js';
+import { type App, remoteIP } from './context.js';
+import { sendError } from './errors.js';
 import { v2Router } from './router.js';
+import { err } from '../errors.js';
 import { randomSecret } from './uploadState.js';
 
 export function createApp(registry: Registry, config: Config, log: Logger, opts: Pick<App, 'gcActive' | 'access' | 'uploadLock'> = {}): express.Express {
@@ -27,9 +29,10 @@ export function createApp(registry: Registry, config: Config, log: Logger, opts:
     if (config.log.accessLog) {
       const start = process.hrtime.bigint();
       res.on('finish', () => {
+        // The socket may be gone by now (a refused body, a client that left): read nothing from it.
         log.info({
           method: req.method, uri: req.originalUrl, status: res.statusCode,
-          ms: Number(process.hrtime.bigint() - start) / 1e6, remote: req.socket.remoteAddress,
+          ms: Number(process.hrtime.bigint() - start) / 1e6, remote: remoteIP(req),
           ua: req.headers['user-agent'],
         }, 'request');
       });
@@ -41,6 +44,12 @@ export function createApp(registry: Registry, config: Config, log: Logger, opts:
   else e.use(v2Router(app));
   e.use((req, res) => {
     res.status(404).type('text/plain').end('404 page not found\n');
+  });
+  // Whatever Express itself catches (a malformed URL, a throwing middleware)
+  // is answered as an OCI error, never as Express's HTML page.
+  e.use((e2: unknown, req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    const status = (e2 as { status?: number })?.status;
+    sendError(res, status && status >= 400 && status < 500 ? err('UNSUPPORTED', (e2 as Error).message, undefined, status) : e2, log, req.method);
   });
   return e;
 }

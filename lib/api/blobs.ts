@@ -1,64 +1,81 @@
 // Blob GET, HEAD and DELETE.
+import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
+import type { Response } from 'express';
 import { err } from '../errors.js';
 import { mustDigest } from '../digest.js';
+import type { BlobStore } from '../storage/blobStore.js';
+import type { DriverContext } from '../../drivers/driver.js';
+import { type ByteRange, ifRangeHolds, noneMatch, parseRanges } from './conditional.js';
 import { type Handler, driverContext } from './context.js';
-
-/** Parses a single "bytes=" range against size; throws RANGE_INVALID (416). */
-export function parseRange(header: string, size: number): { start: number; end: number } {
-  const bad = (why: string) => err('RANGE_INVALID', `${why}: ${header.slice(0, 100)} (blob is ${size} bytes)`, { size }, 416);
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === '' && m[2] === '')) throw bad('unsupported or malformed Range (one "bytes=start-end" range is served)');
-  let start: number;
-  let end: number;
-  if (m[1] === '') {
-    const suffix = Number(m[2]);
-    if (suffix === 0) throw bad('empty suffix range');
-    start = Math.max(0, size - suffix);
-    end = size - 1;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-    if (m[2] !== '' && Number(m[2]) < start) throw bad('range ends before it starts');
-  }
-  if (start >= size) throw bad('range starts past the end');
-  return { start, end };
-}
 
 async function* take(r: Readable, n: number): AsyncGenerator<Buffer> {
   let left = n;
-  for await (const c of r) {
-    const b = c as Buffer;
-    if (b.length >= left) { yield b.subarray(0, left); left = 0; break; }
-    yield b;
-    left -= b.length;
+  try {
+    for await (const c of r) {
+      const b = c as Buffer;
+      if (b.length >= left) { yield b.subarray(0, left); left = 0; break; }
+      yield b;
+      left -= b.length;
+    }
+  } finally {
+    r.destroy();
   }
-  r.destroy();
+}
+
+/** Several ranges as multipart/byteranges (RFC 9110 §14.6), with an exact Content-Length. */
+async function sendMultipart(ctx: DriverContext, bs: BlobStore, dgst: string, size: number, ranges: ByteRange[], res: Response, head: boolean): Promise<void> {
+  const boundary = randomBytes(12).toString('hex');
+  const partHead = (r: ByteRange, i: number) => `${i ? '\r\n' : ''}--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`;
+  const tail = `\r\n--${boundary}--\r\n`;
+  const length = ranges.reduce((n, r, i) => n + Buffer.byteLength(partHead(r, i)) + (r.end - r.start + 1), 0) + tail.length;
+  res.status(206);
+  res.setHeader('Content-Type', `multipart/byteranges; boundary=${boundary}`);
+  res.setHeader('Content-Length', String(length));
+  if (head) { res.end(); return; }
+  for (const [i, r] of ranges.entries()) {
+    res.write(partHead(r, i));
+    await pipeline(take(await bs.open(ctx, dgst, r.start), r.end - r.start + 1), res, { end: false });
+  }
+  res.end(tail);
 }
 
 export const getBlob: Handler = async (app, req, res, p) => {
   const ctx = driverContext(app, req);
   const dgst = mustDigest(p.digest);
   const repo = app.registry.repository(p.name);
+  const bs = repo.blobs.blobStore;
   const etag = `"${dgst}"`;
-  const notModified = () => {
-    const inm = req.headers['if-none-match'];
-    return Boolean(inm && inm.split(',').map((s) => s.trim()).some((t) => t === etag || t === '*' || t === `W/${etag}`));
-  };
+  const notModified = () => noneMatch(req.headers['if-none-match'], etag);
   const common = () => {
     res.setHeader('Docker-Content-Digest', dgst);
     res.setHeader('ETag', etag);
     res.setHeader('Cache-Control', `max-age=${app.config.http.blobMaxAgeSeconds}`);
   };
   // A redirect needs no size: one link read instead of link + blob stat.
-  const url = !app.config.storage.redirectDisabled && req.method === 'GET' ? await repo.blobs.blobStore.redirectURL(ctx, req.method, dgst) : null;
+  const url = !app.config.storage.redirectDisabled && req.method === 'GET' ? await bs.redirectURL(ctx, req.method, dgst) : null;
   if (url) {
     await repo.blobs.checkLinked(ctx, dgst);
     common();
     if (notModified()) { res.status(304).end(); return; }
     res.setHeader('Location', url);
     res.status(307).end();
+    return;
+  }
+  // A failed If-Range means the whole body (RFC 9110 §13.1.5).
+  const range = req.headers.range !== undefined && ifRangeHolds(req.headers['if-range'] as string | undefined, etag) ? req.headers.range : undefined;
+  if (req.method === 'GET' && range === undefined && !bs.driver.sendTo && bs.driver.readerWithSize) {
+    // Object stores: the GET itself says the size, so no stat (LIST) first.
+    await repo.blobs.checkLinked(ctx, dgst);
+    common();
+    if (notModified()) { res.status(304).end(); return; }
+    const { stream, size } = await bs.openWithSize(ctx, dgst);
+    res.setHeader('Accept-Ranges', 'bytes');
+    res.setHeader('Content-Type', 'application/octet-stream');
+    res.setHeader('Content-Length', String(size));
+    res.status(200);
+    await pipeline(stream, res);
     return;
   }
   const desc = await repo.blobs.stat(ctx, dgst);
@@ -68,24 +85,31 @@ export const getBlob: Handler = async (app, req, res, p) => {
   res.setHeader('Content-Type', 'application/octet-stream');
   let start = 0;
   let length = desc.size;
-  const range = req.headers.range;
   if (range !== undefined && desc.size > 0) {
+    let ranges: ByteRange[] | null;
     try {
-      const r = parseRange(range, desc.size);
-      start = r.start;
-      length = r.end - r.start + 1;
-      res.status(206);
-      res.setHeader('Content-Range', `bytes ${r.start}-${r.end}/${desc.size}`);
+      ranges = parseRanges(range, desc.size);
     } catch (e) {
       res.setHeader('Content-Range', `bytes */${desc.size}`);
       throw e;
+    }
+    if (ranges && ranges.length > 1) {
+      await sendMultipart(ctx, bs, dgst, desc.size, ranges, res, req.method === 'HEAD');
+      return;
+    }
+    if (ranges) {
+      start = ranges[0].start;
+      length = ranges[0].end - start + 1;
+      res.status(206);
+      res.setHeader('Content-Range', `bytes ${start}-${ranges[0].end}/${desc.size}`);
+    } else {
+      res.status(200);
     }
   } else {
     res.status(200);
   }
   res.setHeader('Content-Length', String(length));
   if (req.method === 'HEAD') { res.end(); return; }
-  const bs = repo.blobs.blobStore;
   if (await bs.sendTo(ctx, dgst, start, length, res)) { res.end(); return; }
   const body = await bs.open(ctx, dgst, start);
   await pipeline(start + length === desc.size ? body : take(body, length), res);

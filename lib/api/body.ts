@@ -11,7 +11,8 @@ export async function readBounded(req: Request, limit: number, what: string): Pr
   }
   const parts: Buffer[] = [];
   let n = 0;
-  for await (const c of req) {
+  // Leaving the loop early must not destroy the request: the 413 still has to be sent.
+  for await (const c of req.iterator({ destroyOnReturn: false })) {
     n += (c as Buffer).length;
     if (n > limit) {
       req.resume();

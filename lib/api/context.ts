@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { DriverContext } from '../../drivers/driver.js';
 import type { Config } from '../config/config.js';
 import type { Registry } from '../storage/registry.js';
-import type { KeyedMutex } from '../storage/uploadStore.js';
+import type { KeyedMutex } from '../storage/locks.js';
 import type { AccessController } from '../auth/access.js';
 
 export interface App {
@@ -31,8 +31,22 @@ export interface Params {
 
 export type Handler = (app: App, req: Request, res: Response, params: Params) => Promise<void>;
 
+/** The client's address as distribution's RemoteIP reads it: X-Forwarded-For's first, X-Real-Ip, else the socket's. */
+export function remoteIP(req: Request): string {
+  const xff = req.headers['x-forwarded-for'];
+  const first = (Array.isArray(xff) ? xff[0] : xff)?.split(',')[0].trim();
+  if (first) return first;
+  const real = req.headers['x-real-ip'];
+  if (typeof real === 'string' && real.trim()) return real.trim();
+  // A destroyed socket has no address any more.
+  return req.socket?.remoteAddress ?? '';
+}
+
+/** The request's context for the storage layer, made once per request. */
 export function driverContext(app: App, req: Request): DriverContext {
-  return { log: app.log, requestId: (req.headers['x-request-id'] as string | undefined) ?? '' };
+  const r = req as Request & { registryCtx?: DriverContext };
+  r.registryCtx ??= { log: app.log, requestId: (req.headers['x-request-id'] as string | undefined) ?? '', remoteIP: remoteIP(req) };
+  return r.registryCtx;
 }
 
 /** Absolute or relative URL for Location headers, as distribution's urls.Builder. */

@@ -3,12 +3,18 @@ import type { Request } from 'express';
 import { isDigest, mustDigest } from '../digest.js';
 import { gcGate } from './gcGate.js';
 import { err } from '../errors.js';
-import { mustTag } from '../reference.js';
+import { validTag } from '../reference.js';
 import { type Handler, driverContext, urlFor } from './context.js';
 import { readBounded } from './body.js';
+import { noneMatch } from './conditional.js';
 
 function isDigestRef(ref: string): boolean {
   return ref.includes(':');
+}
+
+/** A reference that is neither a valid tag nor a valid digest names no manifest that can exist: 404, as distribution and the conformance suite expect. */
+function unknownRef(ref: string) {
+  return err('MANIFEST_UNKNOWN', `manifest unknown: ${ref.slice(0, 200)} is neither a valid tag nor a digest`, { reference: ref.slice(0, 200) });
 }
 
 function accepts(req: Request, mediaType: string): boolean {
@@ -24,13 +30,10 @@ export const getManifest: Handler = async (app, req, res, p) => {
   const ref = p.reference!;
   const repo = app.registry.repository(p.name);
   let dgst: string;
-  if (isDigestRef(ref)) {
-    dgst = mustDigest(ref);
-  } else {
-    mustTag(ref);
-    dgst = await repo.tags.get(ctx, ref);
-  }
-  const m = await repo.manifests.get(ctx, dgst, { viaTag: !isDigestRef(ref) });
+  if (isDigest(ref)) dgst = ref;
+  else if (validTag(ref)) dgst = await repo.tags.get(ctx, ref);
+  else throw unknownRef(ref);
+  const m = await repo.manifests.get(ctx, dgst);
   if (!isDigestRef(ref) && !accepts(req, m.mediaType)) {
     // As distribution: a tag whose manifest the client cannot read is unknown to it.
     throw err('MANIFEST_UNKNOWN', `manifest ${ref} is ${m.mediaType}, which the Accept header does not list`, { mediaType: m.mediaType });
@@ -38,8 +41,7 @@ export const getManifest: Handler = async (app, req, res, p) => {
   const etag = `"${dgst}"`;
   res.setHeader('Docker-Content-Digest', dgst);
   res.setHeader('ETag', etag);
-  const inm = req.headers['if-none-match'];
-  if (inm && inm.split(',').map((s) => s.trim()).some((t) => t === etag || t === '*')) {
+  if (noneMatch(req.headers['if-none-match'], etag)) {
     res.status(304).end();
     return;
   }
@@ -55,7 +57,10 @@ export const putManifest: Handler = async (app, req, res, p) => {
   await gcGate(app, res);
   const ctx = driverContext(app, req);
   const ref = p.reference!;
-  const target = isDigestRef(ref) ? { digest: mustDigest(ref) } : { tag: mustTag(ref) };
+  let target: { digest?: string; tag?: string };
+  if (isDigestRef(ref)) target = { digest: mustDigest(ref) };
+  else if (validTag(ref)) target = { tag: ref };
+  else throw err('TAG_INVALID', `invalid tag: ${ref.slice(0, 200)} (up to 128 of [A-Za-z0-9_.-], not starting with . or -)`, { tag: ref.slice(0, 200) });
   const content = await readBounded(req, app.config.http.maxManifestBytes, 'manifest');
   const repo = app.registry.repository(p.name);
   const m = await repo.manifests.put(ctx, content, req.headers['content-type'], target);
@@ -73,13 +78,9 @@ export const deleteManifest: Handler = async (app, req, res, p) => {
   const ctx = driverContext(app, req);
   const ref = p.reference!;
   const repo = app.registry.repository(p.name);
-  if (isDigest(ref)) {
-    await repo.manifests.delete(ctx, ref);
-  } else if (isDigestRef(ref)) {
-    mustDigest(ref);
-  } else {
-    await repo.tags.untag(ctx, mustTag(ref));
-  }
+  if (isDigest(ref)) await repo.manifests.delete(ctx, ref);
+  else if (validTag(ref)) await repo.tags.untag(ctx, ref);
+  else throw unknownRef(ref);
   res.setHeader('Content-Length', '0');
   res.status(202).end();
 };

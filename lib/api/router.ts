@@ -35,6 +35,13 @@ const routes: Route[] = [
   { re: /^\/v2\/(.+)\/referrers\/([^/]+)$/, keys: ['name', 'digest'], kind: 'referrers', methods: { GET: referrers } },
 ];
 
+/** The client closed the connection (mid-body, or before the answer). A
+ *  request whose body was read to the end is destroyed too (by its async
+ *  iterator), so only the socket tells. */
+function clientGone(req: Request, res: Response): boolean {
+  return !req.socket || req.socket.destroyed || res.destroyed;
+}
+
 export function v2Router(app: App) {
   let uploadsInFlight = 0;
   return (req: Request, res: Response, next: NextFunction): void => {
@@ -77,6 +84,12 @@ export function v2Router(app: App) {
         await h(app, req, res, params);
       };
       run().catch((e) => {
+        if (clientGone(req, res)) {
+          // Nothing can be answered on a closed connection; it is not our error.
+          app.log.info({ method: req.method, uri: req.originalUrl.slice(0, 300), err: (e as Error)?.message }, 'client closed');
+          res.destroy();
+          return;
+        }
         if (!req.complete) {
           // The body was refused unread: answer, then close rather than read it all.
           if (!res.headersSent) res.setHeader('Connection', 'close');

@@ -48,38 +48,63 @@ function readOnly(app: App): void {
   if (app.config.storage.readOnly) throw err('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly)');
 }
 
+/** Yields at most limit bytes of a chunked body; a longer body is refused (416) after the bytes within the range are taken. */
+async function* within(body: Request, limit: number): AsyncGenerator<Buffer> {
+  let left = limit;
+  // Stopping early must not destroy the request: the 416 still has to be sent.
+  for await (const c of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    if (c.length > left) {
+      if (left > 0) yield c.subarray(0, left);
+      throw err('RANGE_INVALID', `the body is longer than its Content-Range (${limit} bytes)`, undefined, 416);
+    }
+    left -= c.length;
+    yield c;
+  }
+}
+
 /** Streams the request body into the upload, checking Content-Length and Content-Range. */
 async function takeBody(app: App, req: Request, w: BlobWriter, allowRange: boolean): Promise<void> {
   const ctx = driverContext(app, req);
   const len = contentLength(req);
   const range = allowRange ? contentRange(req) : undefined;
+  let declared = len;
   if (range) {
     if (range.start !== w.size()) {
       throw err('RANGE_INVALID', `chunk starts at ${range.start} but the upload has ${w.size()} bytes; resume at ${w.size()}`, { offset: w.size() }, 416);
     }
-    if (len !== undefined && len !== range.end - range.start + 1) {
+    const rlen = range.end - range.start + 1;
+    if (len !== undefined && len !== rlen) {
       throw err('SIZE_INVALID', `Content-Length ${len} does not match Content-Range ${range.start}-${range.end}`);
     }
+    declared = rlen;
   }
   if (len === 0) return;
   const before = w.size();
-  await w.write(ctx, req);
+  // A chunked body (no Content-Length) is held to its Content-Range.
+  await w.write(ctx, range && len === undefined ? within(req, declared!) : req);
   const got = w.size() - before;
-  if (len !== undefined && got !== len) {
-    throw err('SIZE_INVALID', `received ${got} bytes, Content-Length said ${len}`);
+  if (declared !== undefined && got !== declared) {
+    throw err('SIZE_INVALID', `received ${got} bytes, ${len !== undefined ? 'Content-Length' : 'Content-Range'} said ${declared}`);
   }
+}
+
+/** A query parameter given once, or undefined; given twice it is ambiguous, and refused. */
+function single(req: Request, name: string, code: 'DIGEST_INVALID' | 'NAME_INVALID'): string | undefined {
+  const v = req.query[name];
+  if (v === undefined || typeof v === 'string') return v;
+  throw err(code, `${name} is given more than once`, { [name]: ([] as unknown[]).concat(v).map((x) => String(x).slice(0, 200)) });
 }
 
 export const startUpload: Handler = async (app, req, res, p) => {
   readOnly(app);
   const ctx = driverContext(app, req);
   const repo = app.registry.repository(p.name);
-  const q = req.query;
-  if (q.mount !== undefined || q.digest !== undefined) await gcGate(app, res);
-  const mount = typeof q.mount === 'string' ? q.mount : undefined;
+  const mount = single(req, 'mount', 'DIGEST_INVALID');
+  const digest = single(req, 'digest', 'DIGEST_INVALID');
+  const from = single(req, 'from', 'NAME_INVALID');
+  if (mount !== undefined || digest !== undefined) await gcGate(app, res);
   if (mount !== undefined) {
     const dgst = mustDigest(mount, 'mount digest');
-    const from = typeof q.from === 'string' ? q.from : undefined;
     // With auth, a mount needs a named source the client may pull from; else
     // it becomes an upload session, as the spec requires for any unmountable blob.
     const grant = res.locals.grant as Grant | undefined;
@@ -97,7 +122,6 @@ export const startUpload: Handler = async (app, req, res, p) => {
     }
     // Not mountable: fall back to an upload session, as the spec requires.
   }
-  const digest = typeof q.digest === 'string' ? q.digest : undefined;
   if (digest !== undefined) {
     mustDigest(digest);
     const w = await repo.uploads.create(ctx);
@@ -139,7 +163,7 @@ async function withBody(app: App, req: Request, res: Response, name: string, uui
       try {
         await takeBody(app, req, w, true);
       } catch (e) {
-        if (e instanceof RegistryError && e.code === 'RANGE_INVALID') {
+        if (e instanceof RegistryError && (e.code === 'RANGE_INVALID' || e.code === 'SIZE_INVALID')) {
           res.setHeader('Location', uploadLocation(app, req, name, uuid, w.size(), w.startedAt));
           res.setHeader('Range', rangeHeader(w.size()));
           res.setHeader('Docker-Upload-UUID', uuid);

@@ -18,6 +18,11 @@ export interface TokenParams {
   jwks?: string;
   /** Accepted clock skew, seconds. */
   leeway?: number;
+  /** distribution 3: the realm is https://<request host><autoredirectpath> (X-Forwarded-Proto honoured). */
+  autoredirect?: boolean;
+  autoredirectpath?: string;
+  /** The algorithms a token may be signed with (all of jose's when empty). */
+  signingalgorithms?: string[];
 }
 
 interface AccessEntry { type?: string; name?: string; actions?: string[] }
@@ -57,8 +62,15 @@ export class TokenController implements AccessController {
     if (!this.roots.length && !this.jwks) throw new Error('auth.token needs rootcertbundle or jwks');
   }
 
-  private challenge(needed: Access[], error?: string): string {
-    const parts = [`realm="${this.p.realm}"`, `service="${this.p.service}"`];
+  private realm(req: Request): string {
+    if (!this.p.autoredirect) return this.p.realm;
+    const proto = (req.headers['x-forwarded-proto'] as string | undefined)?.split(',')[0].trim() || 'https';
+    const path = this.p.autoredirectpath || '/auth/token/';
+    return `${proto}://${req.headers.host ?? 'localhost'}${path.startsWith('/') ? path : `/${path}`}`;
+  }
+
+  private challenge(req: Request, needed: Access[], error?: string): string {
+    const parts = [`realm="${this.realm(req).replace(/"/g, '')}"`, `service="${this.p.service}"`];
     const scope = scopeString(needed);
     if (scope) parts.push(`scope="${scope}"`);
     if (error) parts.push(`error="${error}"`);
@@ -85,7 +97,7 @@ export class TokenController implements AccessController {
 
   async authorize(req: Request, needed: Access[]): Promise<AuthResult> {
     const h = req.headers.authorization;
-    if (!h || !/^bearer /i.test(h)) return { challenge: this.challenge(needed), error: 'authentication required' };
+    if (!h || !/^bearer /i.test(h)) return { challenge: this.challenge(req, needed), error: 'authentication required' };
     const token = h.slice(7).trim();
     let payload: JWTPayload & { access?: AccessEntry[] };
     try {
@@ -96,16 +108,17 @@ export class TokenController implements AccessController {
         audience: this.p.service,
         clockTolerance: this.p.leeway ?? 60,
         requiredClaims: ['exp'],
+        ...(this.p.signingalgorithms?.length ? { algorithms: this.p.signingalgorithms } : {}),
       }));
     } catch (e) {
-      return { challenge: this.challenge(needed, 'invalid_token'), error: `invalid token: ${(e as Error).message}` };
+      return { challenge: this.challenge(req, needed, 'invalid_token'), error: `invalid token: ${(e as Error).message}` };
     }
     const entries = Array.isArray(payload.access) ? payload.access : [];
     const allows = (a: Access) => entries.some((e) => e.type === a.type && e.name === a.name
       && Array.isArray(e.actions) && (e.actions.includes(a.action) || e.actions.includes('*')));
     const missing = needed.filter((a) => !allows(a));
     if (missing.length) {
-      return { challenge: this.challenge(needed, 'insufficient_scope'), error: `token does not grant ${scopeString(missing)}`, insufficientScope: true };
+      return { challenge: this.challenge(req, needed, 'insufficient_scope'), error: `token does not grant ${scopeString(missing)}`, insufficientScope: true };
     }
     return { grant: { subject: String(payload.sub ?? ''), allows } };
   }

@@ -10,7 +10,10 @@
 import type { Logger } from 'pino';
 import { err } from '../errors.js';
 import type { BlobDescriptorCache, Descriptor } from './descriptorCache.js';
+import { Cluster } from 'ioredis';
 import type { RedisClient } from './redisClient.js';
+
+type Cmd = [string, ...(string | number)[]];
 
 const blobKey = (d: string) => `blobs::${d}`;
 const repoSetKey = (r: string) => `repository::${r}::blobs`;
@@ -22,6 +25,20 @@ export class RedisDescriptorCache implements BlobDescriptorCache {
   private lastLog = 0;
 
   constructor(readonly redis: RedisClient, private readonly log: Logger) {}
+
+  /** Commands in one round trip: a MULTI on one server; in a Redis Cluster
+   *  (keys in different slots cannot share a transaction) in parallel.
+   *  Throws if any fails. */
+  private async batch(cmds: Cmd[]): Promise<unknown[]> {
+    if (this.redis instanceof Cluster) {
+      return Promise.all(cmds.map(([name, ...args]) => this.redis.call(name, ...args)));
+    }
+    const res = await this.redis.multi(cmds).exec();
+    if (!res) throw new Error('transaction aborted');
+    const failed = res.find(([e]) => e);
+    if (failed) throw failed[0];
+    return res.map(([, v]) => v);
+  }
 
   private failed(op: string, e: unknown): undefined {
     this.errors++;
@@ -47,10 +64,10 @@ export class RedisDescriptorCache implements BlobDescriptorCache {
 
   async set(desc: Descriptor): Promise<void> {
     try {
-      await this.redis.multi()
-        .hset(blobKey(desc.digest), 'digest', desc.digest, 'size', String(desc.size))
-        .hsetnx(blobKey(desc.digest), 'mediatype', desc.mediaType)
-        .exec();
+      await this.batch([
+        ['hset', blobKey(desc.digest), 'digest', desc.digest, 'size', String(desc.size)],
+        ['hsetnx', blobKey(desc.digest), 'mediatype', desc.mediaType],
+      ]);
     } catch (e) { this.failed('set', e); }
   }
 
@@ -67,34 +84,31 @@ export class RedisDescriptorCache implements BlobDescriptorCache {
   async getInRepo(repo: string, dgst: string): Promise<Descriptor | undefined> {
     try {
       // One round trip: membership, the repository's media type, the global descriptor.
-      const res = await this.redis.multi()
-        .sismember(repoSetKey(repo), dgst)
-        .hget(repoBlobKey(repo, dgst), 'mediatype')
-        .hmget(blobKey(dgst), 'digest', 'size')
-        .exec();
-      if (!res || res.some(([err]) => err)) return undefined;
-      if (res[0][1] !== 1) return undefined;
-      const [d, size] = res[2][1] as (string | null)[];
-      return RedisDescriptorCache.parse(dgst, d, size, res[1][1]);
+      const [member, mediaType, global] = await this.batch([
+        ['sismember', repoSetKey(repo), dgst],
+        ['hget', repoBlobKey(repo, dgst), 'mediatype'],
+        ['hmget', blobKey(dgst), 'digest', 'size'],
+      ]);
+      if (member !== 1) return undefined;
+      const [d, size] = global as (string | null)[];
+      return RedisDescriptorCache.parse(dgst, d, size, mediaType);
     } catch (e) { return this.failed('getInRepo', e); }
   }
 
   async setInRepo(repo: string, desc: Descriptor): Promise<void> {
     try {
-      await this.redis.multi()
-        .sadd(repoSetKey(repo), desc.digest)
-        .hset(repoBlobKey(repo, desc.digest), 'digest', desc.digest, 'mediatype', desc.mediaType)
-        .hset(blobKey(desc.digest), 'digest', desc.digest, 'size', String(desc.size))
-        .hsetnx(blobKey(desc.digest), 'mediatype', desc.mediaType)
-        .exec();
+      await this.batch([
+        ['sadd', repoSetKey(repo), desc.digest],
+        ['hset', repoBlobKey(repo, desc.digest), 'digest', desc.digest, 'mediatype', desc.mediaType],
+        ['hset', blobKey(desc.digest), 'digest', desc.digest, 'size', String(desc.size)],
+        ['hsetnx', blobKey(desc.digest), 'mediatype', desc.mediaType],
+      ]);
     } catch (e) { this.failed('setInRepo', e); }
   }
 
   async deleteInRepo(repo: string, dgst: string): Promise<void> {
     try {
-      const res = await this.redis.multi().srem(repoSetKey(repo), dgst).del(repoBlobKey(repo, dgst)).exec();
-      const failed = res?.find(([e]) => e);
-      if (!res || failed) throw failed?.[0] ?? new Error('transaction aborted');
+      await this.batch([['srem', repoSetKey(repo), dgst], ['del', repoBlobKey(repo, dgst)]]);
     } catch (e) { this.unavailable('deleteInRepo', e); }
   }
 }

@@ -2,6 +2,9 @@
 // cluster should do at a time. The expiry frees it if its holder dies; the
 // holder refreshes it while working and releases only its own token.
 import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { err } from '../errors.js';
+import { KeyedMutex, type Locker } from '../storage/locks.js';
 import type { RedisClient } from './redisClient.js';
 
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
@@ -52,3 +55,54 @@ export async function holdRedisLock(redis: RedisClient, key: string, ttlMs: numb
 
 /** Held by the node writing a chunk of an upload session, so that two nodes never write one session at once. */
 export const uploadLockKey = (uuid: string) => `registry::upload::${uuid}::lock`;
+
+/** A Locker every node honours: the process mutex, then a Redis lock (SET NX
+ *  PX, refreshed while held). A key held elsewhere is waited for, up to
+ *  maxWaitMs (then 503 UNAVAILABLE); with Redis unreachable the lock is this
+ *  node's only, and that is logged (at most once a minute). */
+export class RedisLocker implements Locker {
+  private readonly local = new KeyedMutex();
+  /** Acquisitions that had to wait for another holder, and the time spent (for metrics). */
+  waits = 0;
+  waitedMs = 0;
+  private lastWarn = 0;
+
+  constructor(private readonly redis: RedisClient, private readonly log: Logger, private readonly ttlMs = 30_000, private readonly maxWaitMs = 30_000) {}
+
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return this.local.run(key, async () => {
+      const held = await this.acquire(`registry::lock::${key}`);
+      try {
+        return await fn();
+      } finally {
+        await held?.release();
+      }
+    });
+  }
+
+  private async acquire(key: string): Promise<HeldLock | null> {
+    const start = Date.now();
+    let delay = 5;
+    for (let waited = false; ; waited = true) {
+      let lock: HeldLock | null;
+      try {
+        lock = await holdRedisLock(this.redis, key, this.ttlMs);
+      } catch (e) {
+        if (Date.now() - this.lastWarn > 60_000) {
+          this.lastWarn = Date.now();
+          this.log.warn({ err: (e as Error).message }, 'redis unavailable: manifest writes are serialised on this node only');
+        }
+        return null;
+      }
+      if (lock) {
+        if (waited) { this.waits++; this.waitedMs += Date.now() - start; }
+        return lock;
+      }
+      if (Date.now() - start > this.maxWaitMs) {
+        throw err('UNAVAILABLE', 'another registry node has held this manifest\'s lock too long; retry shortly', undefined, 503);
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(200, delay * 2);
+    }
+  }
+}

@@ -1,96 +1,62 @@
-// distribution's config.yml, with REGISTRY_* environment overrides applied
-// in name order, validated with messages that name the offending key.
+// distribution's config.yml, with REGISTRY_* environment overrides, read as
+// distribution reads it (tree.ts, env.ts, schema.ts), and turned into the
+// settings the registry runs on. Unknown keys and variables are warnings
+// (config.warnings); what cannot be honoured safely is a ConfigError naming
+// the key. docs/configuration.md lists what is honoured, warned and refused.
 import { readFileSync } from 'node:fs';
-import YAML from 'yaml';
-import { parseDuration } from './duration.js';
-import {
-  ConfigError, type Schema, any, bool, duration, int, obj, oneOf, str, stringlist, unsupported, validate,
-} from './schema.js';
+import { availableParallelism } from 'node:os';
+import { configSchema } from './configSchema.js';
+import { applyEnv } from './env.js';
+import { type ConfigWarning, ConfigError, normalize } from './schema.js';
+import { cipherString, type MinTLS } from './tls.js';
+import { isTreeMap, parseTree } from './tree.js';
 
 export const STORAGE_DRIVERS = ['filesystem', 'inmemory', 's3', 'azure', 'gcs'];
-const STORAGE_SECTIONS = ['delete', 'redirect', 'cache', 'maintenance'];
+const STORAGE_SECTIONS = ['tag', 'delete', 'redirect', 'cache', 'maintenance'];
 
-const redisSchema = obj({
-  // distribution 2.8 (what Harbor still writes)
-  addr: str, password: str, db: int, dialtimeout: duration, readtimeout: duration, writetimeout: duration,
-  pool: obj({ maxidle: int, maxactive: int, idletimeout: duration }),
-  tls: obj({ enabled: bool, certificate: str, key: str, clientcas: stringlist }),
-  // distribution 3.x (go-redis options)
-  addrs: stringlist, username: str, poolsize: int, minidleconns: int, maxidleconns: int, maxactiveconns: int,
-  connmaxidletime: duration, connmaxlifetime: duration, pooltimeout: duration, maxretries: int,
-  mastername: str, clientname: str, protocol: int, sentinelusername: str, sentinelpassword: str,
-  minretrybackoff: duration, maxretrybackoff: duration, readonly: bool, routebylatency: bool, routerandomly: bool,
-});
+export type ClientAuth = 'request-client-cert' | 'require-any-client-cert' | 'verify-client-cert-if-given' | 'require-and-verify-client-cert';
 
-export const configSchema: Schema = obj({
-  version: str,
-  loglevel: oneOf('error', 'warn', 'info', 'debug'),
-  log: obj({
-    level: oneOf('error', 'warn', 'info', 'debug'),
-    formatter: oneOf('text', 'json', 'logstash'),
-    fields: { kind: 'object', fields: {}, other: any },
-    accesslog: obj({ disabled: bool }),
-    reportcaller: bool,
-    hooks: unsupported('log hooks (mail) are not implemented'),
-  }),
-  storage: obj({
-    filesystem: obj({ rootdirectory: str, maxthreads: int }),
-    inmemory: obj({}),
-    s3: { kind: 'object', fields: {}, other: any },
-    azure: { kind: 'object', fields: {}, other: any },
-    gcs: { kind: 'object', fields: {}, other: any },
-    delete: obj({ enabled: bool }),
-    redirect: obj({ disable: bool }),
-    cache: obj({ blobdescriptor: oneOf('inmemory', 'redis'), blobdescriptorsize: int }),
-    maintenance: obj({
-      uploadpurging: obj({ enabled: bool, age: duration, interval: duration, dryrun: bool }),
-      readonly: obj({ enabled: bool }),
-      // ours: how long writes wait for a running garbage collection (docs/maintenance.md)
-      garbagecollect: obj({ writewait: duration }),
-    }),
-  }),
-  http: obj({
-    addr: { kind: 'addr' }, net: oneOf('tcp', 'unix'), prefix: str, host: str, secret: str,
-    relativeurls: bool, draintimeout: duration,
-    headers: { kind: 'object', fields: {}, other: stringlist },
-    tls: obj({
-      certificate: str, key: str, clientcas: stringlist, minimumtls: oneOf('tls1.0', 'tls1.1', 'tls1.2', 'tls1.3'),
-      ciphersuites: stringlist, letsencrypt: unsupported('Let\'s Encrypt is not implemented; give certificate and key'),
-    }),
-    debug: unsupported('the debug server is not implemented yet'),
-    http2: obj({ disabled: bool }),
-    // Our extension: max-age of blob responses' Cache-Control.
-    blobmaxage: duration,
-    // distribution 3's timeouts; stall is ours (docs/configuration.md).
-    timeout: obj({ read: duration, write: duration, idle: duration, stall: duration }),
-    // Ours: limits per node.
-    limits: obj({ maxuploads: int, maxmanifestbytes: int }),
-  }),
-  redis: redisSchema,
-  validation: obj({
-    enabled: bool, disabled: bool,
-    manifests: obj({
-      urls: obj({ allow: stringlist, deny: stringlist }),
-      indexes: obj({ platforms: oneOf('none', 'all', 'list'), platformlist: any }),
-    }),
-  }),
-  auth: obj({
-    htpasswd: obj({ realm: str, path: str }),
-    token: obj({ realm: str, service: str, issuer: str, rootcertbundle: str, jwks: str, autoredirect: bool, autoredirectpath: str, signingalgorithms: stringlist }),
-    silly: unsupported('silly auth is for development of distribution itself; use htpasswd'),
-  }),
-  notifications: unsupported('notifications are not implemented yet'),
-  proxy: unsupported('pull-through cache mode is not implemented'),
-  health: unsupported('health checks are not implemented yet'),
-  middleware: unsupported('middleware is not implemented'),
-  reporting: unsupported('bugsnag/newrelic reporting is not implemented'),
-  compatibility: unsupported('schema1 compatibility is not implemented: schema1 manifests are refused'),
-  catalog: obj({ maxentries: int }),
-  tags: obj({ maxtags: int }),
-});
+export interface TLSConfig {
+  certificate: string;
+  key: string;
+  clientcas: string[];
+  clientauth: ClientAuth;
+  minimumtls: MinTLS;
+  /** OpenSSL's cipher string for http.tls.ciphersuites (distribution's defaults when unset). */
+  ciphers: string;
+}
+
+export type StorageMiddleware =
+  | { name: 'redirect'; baseurl: string }
+  | {
+    name: 'cloudfront'; baseurl: string; privatekey: string; keypairid: string; durationMs: number;
+    ipfilteredby: 'none' | 'aws' | 'awsregion'; awsregion: string[]; updatefrequencyMs: number; iprangesurl: string;
+  };
+
+export interface HealthCheckConfig { intervalMs: number; threshold: number }
+
+export interface HealthConfig {
+  storagedriver?: HealthCheckConfig;
+  file: (HealthCheckConfig & { file: string })[];
+  http: (HealthCheckConfig & { uri: string; headers: Record<string, string[]>; statuscode: number; timeoutMs: number })[];
+  tcp: (HealthCheckConfig & { addr: string; timeoutMs: number })[];
+}
+
+export interface NotificationEndpoint {
+  name: string; url: string; headers: Record<string, string[]>; timeoutMs: number; threshold: number; backoffMs: number;
+  ignoredMediaTypes: string[]; ignoredActions: string[];
+}
 
 export interface Config {
   version: string;
+  /** What was accepted but not understood or not acted on: logged at start, fatal for `registry config check`. */
+  warnings: ConfigWarning[];
+  /** The normalized configuration after overrides, as `registry config check` prints it. */
+  effective: Record<string, unknown>;
+  /** Dotted keys of secret values in `effective`, for masking. */
+  secrets: Set<string>;
+  /** Dotted keys of durations in `effective` (held in milliseconds). */
+  durations: Set<string>;
   log: { level: 'error' | 'warn' | 'info' | 'debug'; formatter: 'text' | 'json' | 'logstash'; fields: Record<string, unknown>; accessLog: boolean };
   storage: {
     driver: string;
@@ -102,158 +68,220 @@ export interface Config {
     uploadPurging: { enabled: boolean; ageMs: number; intervalMs: number; dryRun: boolean };
     /** How long a reference-making write waits for a running collection before 503. */
     gcWriteWaitMs: number;
+    /** storage.tag.concurrencylimit: tag link reads at once when a manifest delete looks for its tags. */
+    tagConcurrency: number;
   };
+  middleware: { storage: StorageMiddleware[] };
   http: {
     addr: string; net: 'tcp' | 'unix'; prefix: string; host: string; secret: string; relativeUrls: boolean;
     drainTimeoutMs: number; headers: Record<string, string[]>; blobMaxAgeSeconds: number;
     /** Headers must arrive within readTimeoutMs; keep-alive connections close after idleTimeoutMs; a request whose socket moves no byte for stallTimeoutMs is cut. */
     readTimeoutMs: number; idleTimeoutMs: number; stallTimeoutMs: number;
+    /** A request body slower than this many bytes per second (after the grace period) is cut; 0: no minimum. */
+    minBodyRate: number; minBodyRateGraceMs: number;
     /** Concurrent upload requests (POST/PATCH/PUT of uploads) per node; 0: no limit. */
     maxUploads: number;
     maxManifestBytes: number;
-    tls?: { certificate: string; key: string; clientcas: string[]; minimumtls?: string };
+    tls?: TLSConfig;
+    debug?: { addr: string; prometheus: { enabled: boolean; path: string }; tls?: { certificate: string; key: string; clientcas: string[]; minimumtls: MinTLS } };
   };
   redis?: Record<string, unknown>;
-  auth?: { htpasswd?: { realm: string; path: string }; token?: { realm: string; service: string; issuer: string; rootcertbundle?: string; jwks?: string } };
-  validation: { disabled: boolean; urlsAllow: string[]; urlsDeny: string[] };
+  auth?: {
+    htpasswd?: { realm: string; path: string };
+    token?: { realm: string; service: string; issuer: string; rootcertbundle?: string; jwks?: string; autoredirect: boolean; autoredirectpath: string; signingalgorithms: string[] };
+    silly?: { realm: string; service: string };
+  };
+  validation: {
+    enabled: boolean; urlsAllow: string[]; urlsDeny: string[];
+    indexPlatforms: 'all' | 'none' | 'list'; platformList: { os?: string; architecture?: string }[];
+  };
+  health: HealthConfig;
+  notifications: { endpoints: NotificationEndpoint[]; includeReferences: boolean };
   catalogMaxEntries: number;
   tagsMaxTags: number;
 }
 
-type Tree = Record<string, unknown>;
-
-/** Applies REGISTRY_* variables the way distribution does. */
-export function applyEnv(tree: Tree, env: NodeJS.ProcessEnv): Tree {
-  const names = Object.keys(env).filter((k) => k.startsWith('REGISTRY_') && k !== 'REGISTRY_CONFIGURATION_PATH').sort();
-  for (const name of names) {
-    const segs = name.slice('REGISTRY_'.length).split('_').filter((s) => s !== '');
-    if (segs.length === 0) continue;
-    let value: unknown;
-    try { value = YAML.parse(env[name] ?? ''); } catch { value = env[name]; }
-    if (segs.length === 1 && segs[0].toLowerCase() === 'storage' && typeof value === 'string') {
-      // Naming a driver replaces the driver section and keeps the rest.
-      const old = (tree.storage ?? {}) as Tree;
-      const next: Tree = { [value]: {} };
-      for (const k of Object.keys(old)) if (STORAGE_SECTIONS.includes(k)) next[k] = old[k];
-      tree.storage = next;
-      continue;
-    }
-    let node: unknown = tree;
-    for (let i = 0; i < segs.length; i++) {
-      const last = i === segs.length - 1;
-      const seg = segs[i];
-      if (Array.isArray(node)) {
-        const idx = Number(seg);
-        if (!Number.isInteger(idx) || idx < 0 || idx > node.length) throw new ConfigError(name, `index ${seg} is out of range for a list of ${node.length}`);
-        if (last) { node[idx] = value; break; }
-        node[idx] ??= /^\d+$/.test(segs[i + 1]) ? [] : {};
-        node = node[idx];
-        continue;
-      }
-      if (typeof node !== 'object' || node === null) throw new ConfigError(name, `cannot set ${seg} inside a scalar value`);
-      const map = node as Tree;
-      const key = Object.keys(map).find((k) => k.toLowerCase() === seg.toLowerCase()) ?? seg.toLowerCase();
-      if (last) { map[key] = value; break; }
-      if (map[key] === null || map[key] === undefined || typeof map[key] !== 'object') map[key] = /^\d+$/.test(segs[i + 1]) ? [] : {};
-      node = map[key];
-    }
-  }
-  return tree;
-}
+type N = Record<string, unknown>;
 
 function get(t: unknown, ...path: string[]): unknown {
   let n = t;
   for (const p of path) {
     if (n === null || typeof n !== 'object') return undefined;
-    n = (n as Tree)[p];
+    n = (n as N)[p];
   }
   return n ?? undefined;
 }
 
-function nonNegative(v: unknown, key: string, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ConfigError(key, 'must be a non-negative integer');
-  return v;
-}
-
+/** Reads config.yml text (and REGISTRY_* overrides from env) into the registry's settings. */
 export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env): Config {
-  let tree: unknown;
-  try {
-    tree = YAML.parse(text) ?? {};
-  } catch (e) {
-    throw new ConfigError('', `not valid YAML: ${(e as Error).message}`);
-  }
-  if (typeof tree !== 'object' || tree === null || Array.isArray(tree)) throw new ConfigError('', 'the top level must be a map');
-  const t = tree as Tree;
-  if (typeof t.storage === 'string') t.storage = { [t.storage]: {} }; // `storage: s3`
-  applyEnv(t, env);
-  if (t.storage && typeof t.storage === 'object') {
-    for (const [k, v] of Object.entries(t.storage as Tree)) if (v === null && STORAGE_DRIVERS.includes(k)) (t.storage as Tree)[k] = {};
-  }
-  validate(t, configSchema, '');
+  const tree = parseTree(text) ?? {};
+  if (!isTreeMap(tree)) throw new ConfigError('', 'the top level must be a map');
+  const warnings: ConfigWarning[] = [];
+  const secrets = new Set<string>();
+  const durations = new Set<string>();
+  applyEnv(tree, configSchema, env, warnings);
+  const n = normalize(tree, configSchema, '', { warnings, secrets, durations, root: configSchema }) as N;
+  const warn = (key: string, message: string) => warnings.push({ key, message });
 
-  if (t.version === undefined || t.version === null) throw new ConfigError('version', 'is required (use 0.1)');
-  if (String(t.version) !== '0.1') throw new ConfigError('version', `must be 0.1, got ${String(t.version)}`);
-  const storage = (t.storage ?? {}) as Tree;
+  if (n.version === undefined) throw new ConfigError('version', 'is required (use 0.1)');
+  if (n.version !== '0.1') throw new ConfigError('version', `must be 0.1, got ${String(n.version)}`);
+
+  // Storage: exactly one driver beside the common sections.
+  const storage = (n.storage ?? {}) as N;
   const drivers = Object.keys(storage).filter((k) => !STORAGE_SECTIONS.includes(k));
   if (drivers.length === 0) throw new ConfigError('storage', `names no driver (one of ${STORAGE_DRIVERS.join(', ')})`);
   if (drivers.length > 1) throw new ConfigError('storage', `names more than one driver: ${drivers.join(', ')}`);
   const driver = drivers[0];
-
-  const dur = (v: unknown, dflt: number) => (v === undefined ? dflt : parseDuration(v)!);
-  const level = (get(t, 'log', 'level') ?? t.loglevel ?? 'info') as Config['log']['level'];
-  const headers: Record<string, string[]> = { 'X-Content-Type-Options': ['nosniff'] };
-  for (const [k, v] of Object.entries((get(t, 'http', 'headers') ?? {}) as Record<string, string[]>)) headers[k] = v;
-  const tlsTree = get(t, 'http', 'tls') as Tree | undefined;
-  let tls: Config['http']['tls'];
-  if (tlsTree && (tlsTree.certificate || tlsTree.key)) {
-    if (!tlsTree.certificate || !tlsTree.key) throw new ConfigError('http.tls', 'needs both certificate and key');
-    tls = { certificate: String(tlsTree.certificate), key: String(tlsTree.key), clientcas: (tlsTree.clientcas ?? []) as string[], minimumtls: tlsTree.minimumtls as string | undefined };
+  const dur = (v: unknown, dflt: number) => (v === undefined ? dflt : (v as number));
+  const cacheKind = (get(storage, 'cache', 'blobdescriptor') ?? get(storage, 'cache', 'layerinfo')) as 'inmemory' | 'redis' | undefined;
+  if (cacheKind === 'redis' && !n.redis) throw new ConfigError('storage.cache.blobdescriptor', 'is redis but the redis section is missing');
+  let cacheSize = (get(storage, 'cache', 'blobdescriptorsize') as number | undefined) ?? 10_000;
+  if (cacheSize === 0) {
+    // distribution grows the cache without bound for 0; every cache here is bounded.
+    warn('storage.cache.blobdescriptorsize', '0 (unbounded) is not allowed here: using the default, 10000 entries');
+    cacheSize = 10_000;
   }
+
+  // HTTP and TLS.
+  const headers: Record<string, string[]> = { 'X-Content-Type-Options': ['nosniff'] };
+  for (const [k, v] of Object.entries((get(n, 'http', 'headers') ?? {}) as Record<string, string[]>)) headers[k] = v;
+  const tlsTree = (get(n, 'http', 'tls') ?? {}) as N;
+  let tls: TLSConfig | undefined;
+  if (tlsTree.certificate || tlsTree.key) {
+    if (!tlsTree.certificate || !tlsTree.key) throw new ConfigError('http.tls', 'needs both certificate and key');
+    const minimumtls = (tlsTree.minimumtls ?? 'tls1.2') as MinTLS;
+    tls = {
+      certificate: String(tlsTree.certificate), key: String(tlsTree.key),
+      clientcas: (tlsTree.clientcas ?? []) as string[],
+      clientauth: (tlsTree.clientauth ?? 'require-and-verify-client-cert') as ClientAuth,
+      minimumtls,
+      ciphers: cipherString(tlsTree.ciphersuites as string[] | undefined, minimumtls, 'http.tls.ciphersuites'),
+    };
+    if (get(tlsTree, 'letsencrypt', 'cachefile')) warn('http.tls.letsencrypt', 'is ignored: certificate and key are given (as distribution does)');
+  } else if (get(tlsTree, 'letsencrypt', 'cachefile') || get(tlsTree, 'letsencrypt', 'email')) {
+    throw new ConfigError('http.tls.letsencrypt', 'is not supported: certificates from Let\'s Encrypt are not obtained here, and serving plain HTTP instead would change security; give http.tls.certificate and http.tls.key (from certbot or cert-manager), or terminate TLS in front of the registry');
+  } else if (tlsTree.ciphersuites || tlsTree.minimumtls || (tlsTree.clientcas as string[] | undefined)?.length) {
+    warn('http.tls', 'sets TLS options but no certificate and key: the registry serves plain HTTP');
+  }
+  if (get(n, 'http', 'h2c', 'enabled') === true) warn('http.h2c.enabled', 'is ignored: the server speaks HTTP/1.1 (a load balancer must not send HTTP/2 cleartext with prior knowledge)');
+  const debugTree = get(n, 'http', 'debug') as N | undefined;
+  let debug: Config['http']['debug'];
+  if (debugTree?.addr) {
+    const dtls = (debugTree.tls ?? {}) as N;
+    if ((dtls.certificate || dtls.key) && !(dtls.certificate && dtls.key)) throw new ConfigError('http.debug.tls', 'needs both certificate and key');
+    debug = {
+      addr: String(debugTree.addr),
+      prometheus: { enabled: get(debugTree, 'prometheus', 'enabled') === true, path: String(get(debugTree, 'prometheus', 'path') ?? '/metrics') },
+      tls: dtls.certificate && dtls.enabled !== false
+        ? { certificate: String(dtls.certificate), key: String(dtls.key), clientcas: (dtls.clientcas ?? []) as string[], minimumtls: (dtls.minimumtls ?? 'tls1.2') as MinTLS }
+        : undefined,
+    };
+  } else if (get(debugTree, 'prometheus', 'enabled') === true) {
+    warn('http.debug.prometheus', 'is enabled but http.debug.addr is not set: no debug server, no metrics');
+  }
+
+  // Auth: one access controller ("none" is none).
   let auth: Config['auth'];
-  const authTree = get(t, 'auth') as Tree | undefined;
-  if (authTree && Object.keys(authTree).length) {
-    const kinds = Object.keys(authTree);
-    if (kinds.length > 1) throw new ConfigError('auth', `names more than one access controller: ${kinds.join(', ')}`);
-    const need = (kind: string, key: string) => {
+  const authTree = (get(n, 'auth') ?? {}) as N;
+  const kinds = Object.keys(authTree).filter((k) => k !== 'none');
+  if (kinds.length > 1) throw new ConfigError('auth', `names more than one access controller: ${kinds.join(', ')}`);
+  if (kinds.length === 1) {
+    const kind = kinds[0];
+    const need = (key: string) => {
       const v = get(authTree, kind, key);
       if (typeof v !== 'string' || v === '') throw new ConfigError(`auth.${kind}.${key}`, 'is required');
       return v;
     };
-    if (kinds[0] === 'htpasswd') {
-      auth = { htpasswd: { realm: (get(authTree, 'htpasswd', 'realm') as string | undefined) ?? 'Registry Realm', path: need('htpasswd', 'path') } };
+    if (kind === 'htpasswd') {
+      auth = { htpasswd: { realm: (get(authTree, 'htpasswd', 'realm') as string | undefined) ?? 'Registry Realm', path: need('path') } };
+    } else if (kind === 'silly') {
+      auth = { silly: { realm: need('realm'), service: need('service') } };
     } else {
       const rootcertbundle = get(authTree, 'token', 'rootcertbundle') as string | undefined;
       const jwks = get(authTree, 'token', 'jwks') as string | undefined;
       if (!rootcertbundle && !jwks) throw new ConfigError('auth.token', 'needs rootcertbundle or jwks (the keys that sign tokens)');
-      if (get(authTree, 'token', 'autoredirect') === true) throw new ConfigError('auth.token.autoredirect', 'is not supported: give the token server\'s full URL as realm');
-      auth = { token: { realm: need('token', 'realm'), service: need('token', 'service'), issuer: need('token', 'issuer'), rootcertbundle, jwks } };
+      const autoredirect = get(authTree, 'token', 'autoredirect') === true;
+      auth = {
+        token: {
+          realm: autoredirect ? String(get(authTree, 'token', 'realm') ?? '') : need('realm'), service: need('service'), issuer: need('issuer'),
+          rootcertbundle, jwks, autoredirect,
+          autoredirectpath: String(get(authTree, 'token', 'autoredirectpath') ?? '/auth/token/'),
+          signingalgorithms: (get(authTree, 'token', 'signingalgorithms') ?? []) as string[],
+        },
+      };
     }
   }
-  const cacheKind = get(storage, 'cache', 'blobdescriptor') as 'inmemory' | 'redis' | undefined;
-  if (cacheKind === 'redis' && !t.redis) throw new ConfigError('storage.cache.blobdescriptor', 'is redis but the redis section is missing');
-  const valDisabled = get(t, 'validation', 'disabled') === true || get(t, 'validation', 'enabled') === false;
-  const secret = String(get(t, 'http', 'secret') ?? '');
-  const positive = (v: unknown, key: string, dflt: number) => {
-    if (v === undefined) return dflt;
-    if (typeof v !== 'number' || v < 1) throw new ConfigError(key, 'must be a positive integer');
-    return v;
+
+  // Middleware: distribution fails on a name it has not registered; so do we.
+  const middleware: Config['middleware'] = { storage: [] };
+  for (const point of ['registry', 'repository'] as const) {
+    ((get(n, 'middleware', point) ?? []) as N[]).forEach((m, i) => {
+      if (m.disabled !== true) throw new ConfigError(`middleware.${point}[${i}]`, `no ${point} middleware named ${String(m.name ?? '')} exists here (distribution ships none either); remove it or set disabled: true`);
+    });
+  }
+  ((get(n, 'middleware', 'storage') ?? []) as N[]).forEach((m, i) => {
+    if (m.disabled === true) return;
+    const key = `middleware.storage[${i}]`;
+    middleware.storage.push(storageMiddleware(key, String(m.name ?? ''), (m.options ?? {}) as N));
+  });
+
+  // Validation, as distribution: enabled unless disabled (and `enabled: true` wins).
+  const validationEnabled = get(n, 'validation', 'enabled') === true || get(n, 'validation', 'disabled') !== true;
+
+  const schema1 = get(n, 'compatibility', 'schema1') as N | undefined;
+  if (schema1?.enabled === true) warn('compatibility.schema1.enabled', 'schema1 manifests are still refused (MANIFEST_INVALID), as in distribution 3');
+  if (schema1?.signingkeyfile) warn('compatibility.schema1.signingkeyfile', 'is ignored: schema1 manifests are not served');
+
+  // Health checks (lib/health).
+  const checker = (t: N, key: string, dfltThreshold = 1) => {
+    const intervalMs = dur(t.interval, 10_000) || 10_000;
+    const threshold = (t.threshold as number | undefined) || dfltThreshold;
+    if (threshold < 1) throw new ConfigError(`${key}.threshold`, 'must be a positive integer');
+    return { intervalMs, threshold };
+  };
+  const sd = get(n, 'health', 'storagedriver') as N | undefined;
+  const health: HealthConfig = {
+    storagedriver: sd?.enabled === true ? checker(sd, 'health.storagedriver') : undefined,
+    file: ((get(n, 'health', 'file') ?? []) as N[]).map((f, i) => {
+      if (!f.file) throw new ConfigError(`health.file[${i}].file`, 'is required');
+      return { file: String(f.file), ...checker(f, `health.file[${i}]`) };
+    }),
+    http: ((get(n, 'health', 'http') ?? []) as N[]).map((h, i) => {
+      if (!h.uri) throw new ConfigError(`health.http[${i}].uri`, 'is required');
+      return { uri: String(h.uri), headers: (h.headers ?? {}) as Record<string, string[]>, statuscode: (h.statuscode as number | undefined) || 200, timeoutMs: dur(h.timeout, 3000) || 3000, ...checker(h, `health.http[${i}]`) };
+    }),
+    tcp: ((get(n, 'health', 'tcp') ?? []) as N[]).map((h, i) => {
+      if (!h.addr) throw new ConfigError(`health.tcp[${i}].addr`, 'is required');
+      return { addr: String(h.addr), timeoutMs: dur(h.timeout, 3000) || 3000, ...checker(h, `health.tcp[${i}]`) };
+    }),
   };
 
-  return {
+  // Notifications and proxy mode are not built yet: a section that would act
+  // is refused (events would be lost, pulls would not reach the upstream).
+  const endpoints = ((get(n, 'notifications', 'endpoints') ?? []) as N[]);
+  endpoints.forEach((e, i) => {
+    if (e.disabled !== true) throw new ConfigError(`notifications.endpoints[${i}]`, `(${String(e.name ?? '')}) is enabled, but notifications are not implemented yet: its events would be lost; set disabled: true or remove it`);
+  });
+  if (get(n, 'proxy', 'remoteurl')) throw new ConfigError('proxy.remoteurl', 'pull-through cache mode is not implemented yet: pulls would not reach the upstream; remove the proxy section to run a hosted registry');
+
+  const positive = (v: unknown, dflt: number) => (typeof v === 'number' && v > 0 ? v : dflt);
+  const tagConcurrency = (get(storage, 'tag', 'concurrencylimit') as number | undefined) || Math.max(4, availableParallelism());
+
+  const config: Config = {
     version: '0.1',
+    warnings, effective: n, secrets, durations,
     log: {
-      level,
-      formatter: (get(t, 'log', 'formatter') ?? 'text') as Config['log']['formatter'],
-      fields: (get(t, 'log', 'fields') ?? {}) as Record<string, unknown>,
-      accessLog: get(t, 'log', 'accesslog', 'disabled') !== true,
+      level: (get(n, 'log', 'level') ?? n.loglevel ?? 'info') as Config['log']['level'],
+      formatter: (get(n, 'log', 'formatter') ?? 'text') as Config['log']['formatter'],
+      fields: (get(n, 'log', 'fields') ?? {}) as Record<string, unknown>,
+      accessLog: get(n, 'log', 'accesslog', 'disabled') !== true,
     },
     storage: {
       driver,
       params: (storage[driver] ?? {}) as Record<string, unknown>,
       deleteEnabled: get(storage, 'delete', 'enabled') === true,
       redirectDisabled: get(storage, 'redirect', 'disable') === true,
-      cache: { blobdescriptor: cacheKind ?? 'none', size: positive(get(storage, 'cache', 'blobdescriptorsize'), 'storage.cache.blobdescriptorsize', 10000) },
+      cache: { blobdescriptor: cacheKind ?? 'none', size: cacheSize },
       readOnly: get(storage, 'maintenance', 'readonly', 'enabled') === true,
       uploadPurging: {
         enabled: get(storage, 'maintenance', 'uploadpurging', 'enabled') !== false,
@@ -262,35 +290,94 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
         dryRun: get(storage, 'maintenance', 'uploadpurging', 'dryrun') === true,
       },
       gcWriteWaitMs: dur(get(storage, 'maintenance', 'garbagecollect', 'writewait'), 60e3),
+      tagConcurrency,
     },
+    middleware,
     http: {
-      addr: String(get(t, 'http', 'addr') ?? ':5000'),
-      net: (get(t, 'http', 'net') ?? 'tcp') as 'tcp' | 'unix',
-      prefix: String(get(t, 'http', 'prefix') ?? '/'),
-      host: String(get(t, 'http', 'host') ?? ''),
-      secret,
-      relativeUrls: get(t, 'http', 'relativeurls') === true,
+      addr: String(get(n, 'http', 'addr') ?? ':5000'),
+      net: (get(n, 'http', 'net') ?? 'tcp') as 'tcp' | 'unix',
+      prefix: String(get(n, 'http', 'prefix') ?? '/'),
+      host: String(get(n, 'http', 'host') ?? ''),
+      secret: String(get(n, 'http', 'secret') ?? ''),
+      relativeUrls: get(n, 'http', 'relativeurls') === true,
       // Unset: drain for at most 60 s, so a stuck client cannot hold a stop forever.
-      drainTimeoutMs: dur(get(t, 'http', 'draintimeout'), 60_000),
+      drainTimeoutMs: dur(get(n, 'http', 'draintimeout'), 60_000),
       headers,
-      blobMaxAgeSeconds: Math.floor(dur(get(t, 'http', 'blobmaxage'), 7 * 24 * 3600e3) / 1000),
-      readTimeoutMs: dur(get(t, 'http', 'timeout', 'read'), 60_000) || 60_000,
-      idleTimeoutMs: dur(get(t, 'http', 'timeout', 'idle'), 65_000) || 65_000,
-      stallTimeoutMs: dur(get(t, 'http', 'timeout', 'stall'), 120_000),
-      maxUploads: nonNegative(get(t, 'http', 'limits', 'maxuploads'), 'http.limits.maxuploads', 256),
-      maxManifestBytes: nonNegative(get(t, 'http', 'limits', 'maxmanifestbytes'), 'http.limits.maxmanifestbytes', 4 << 20) || (4 << 20),
+      blobMaxAgeSeconds: Math.floor(dur(get(n, 'http', 'blobmaxage'), 7 * 24 * 3600e3) / 1000),
+      readTimeoutMs: dur(get(n, 'http', 'timeout', 'read'), 60_000) || 60_000,
+      idleTimeoutMs: dur(get(n, 'http', 'timeout', 'idle'), 65_000) || 65_000,
+      stallTimeoutMs: dur(get(n, 'http', 'timeout', 'stall'), 120_000),
+      minBodyRate: (get(n, 'http', 'limits', 'minbodyrate') as number | undefined) ?? 1024,
+      minBodyRateGraceMs: dur(get(n, 'http', 'limits', 'minbodyrategrace'), 30_000),
+      maxUploads: (get(n, 'http', 'limits', 'maxuploads') as number | undefined) ?? 256,
+      maxManifestBytes: (get(n, 'http', 'limits', 'maxmanifestbytes') as number | undefined) || (4 << 20),
       tls,
+      debug,
     },
-    redis: t.redis as Record<string, unknown> | undefined,
+    redis: n.redis && Object.keys(n.redis as N).length ? n.redis as Record<string, unknown> : undefined,
     auth,
     validation: {
-      disabled: valDisabled,
-      urlsAllow: (get(t, 'validation', 'manifests', 'urls', 'allow') ?? []) as string[],
-      urlsDeny: (get(t, 'validation', 'manifests', 'urls', 'deny') ?? []) as string[],
+      enabled: validationEnabled,
+      urlsAllow: (get(n, 'validation', 'manifests', 'urls', 'allow') ?? []) as string[],
+      urlsDeny: (get(n, 'validation', 'manifests', 'urls', 'deny') ?? []) as string[],
+      indexPlatforms: (get(n, 'validation', 'manifests', 'indexes', 'platforms') ?? 'all') as 'all' | 'none' | 'list',
+      platformList: (get(n, 'validation', 'manifests', 'indexes', 'platformlist') ?? []) as { os?: string; architecture?: string }[],
     },
-    catalogMaxEntries: positive(get(t, 'catalog', 'maxentries'), 'catalog.maxentries', 1000),
-    tagsMaxTags: positive(get(t, 'tags', 'maxtags'), 'tags.maxtags', 1000),
+    health,
+    notifications: { endpoints: [], includeReferences: get(n, 'notifications', 'events', 'includereferences') === true },
+    // distribution: 0 or less means the default.
+    catalogMaxEntries: positive(get(n, 'catalog', 'maxentries'), 1000),
+    tagsMaxTags: positive(get(n, 'tags', 'maxtags'), 1000),
   };
+  if (config.redis && !config.redis.addr && !(config.redis.addrs as string[] | undefined)?.length) {
+    throw new ConfigError('redis', 'needs addr (or addrs)');
+  }
+  return config;
+}
+
+/** A storage middleware entry, checked at load so a typo stops the start, as in distribution. */
+function storageMiddleware(key: string, name: string, o: N): StorageMiddleware {
+  const text = (k: string, required = false): string => {
+    const v = o[k];
+    if (v === undefined || v === null || v === '') {
+      if (required) throw new ConfigError(`${key}.options.${k}`, 'is required');
+      return '';
+    }
+    if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(`${key}.options.${k}`, 'must be a string');
+    return String(v);
+  };
+  const baseurl = (): string => {
+    const b = text('baseurl', true);
+    let u: URL;
+    try { u = new URL(b); } catch { throw new ConfigError(`${key}.options.baseurl`, `must be an absolute URL such as https://cdn.example.com/, got ${b}`); }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`${key}.options.baseurl`, 'must be an http or https URL');
+    return b;
+  };
+  const durationOf = (k: string, dflt: number): number => {
+    const v = o[k];
+    if (v === undefined || v === null || v === '') return dflt;
+    // distribution: an integer without a unit means the default.
+    if (typeof v === 'number' || /^\d+$/.test(String(v))) return dflt;
+    const m = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)$/.exec(String(v).trim());
+    const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 };
+    if (!m) throw new ConfigError(`${key}.options.${k}`, `must be a duration such as 20m or 3000s, got ${String(v)}`);
+    return Number(m[1]) * unit[m[2]];
+  };
+  if (name === 'redirect') return { name, baseurl: baseurl() };
+  if (name === 'cloudfront') {
+    const filter = (text('ipfilteredby') || 'none').toLowerCase();
+    if (!['none', 'aws', 'awsregion'].includes(filter)) throw new ConfigError(`${key}.options.ipfilteredby`, `must be none, aws or awsregion, got ${filter}`);
+    const awsregion = text('awsregion').split(',').map((r) => r.trim()).filter(Boolean);
+    if (filter === 'awsregion' && awsregion.length === 0) throw new ConfigError(`${key}.options.awsregion`, 'is required with ipfilteredby: awsregion');
+    return {
+      name, baseurl: baseurl(), privatekey: text('privatekey', true), keypairid: text('keypairid', true),
+      durationMs: durationOf('duration', 20 * 60_000),
+      ipfilteredby: filter as 'none' | 'aws' | 'awsregion', awsregion,
+      updatefrequencyMs: durationOf('updatefrequency', 12 * 3600_000),
+      iprangesurl: text('iprangesurl') || 'https://ip-ranges.amazonaws.com/ip-ranges.json',
+    };
+  }
+  throw new ConfigError(`${key}.name`, `no storage middleware named ${name} exists here (redirect, cloudfront)`);
 }
 
 export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {

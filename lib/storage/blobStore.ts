@@ -37,6 +37,23 @@ export class BlobStore {
     }
   }
 
+  /** The blob's bytes and its size from one request, where the driver can
+   *  (object stores); else a stat and a read. Fills the descriptor cache. */
+  async openWithSize(ctx: DriverContext, dgst: string): Promise<{ stream: Readable; size: number }> {
+    if (!this.driver.readerWithSize) {
+      const desc = await this.stat(ctx, dgst);
+      return { stream: await this.open(ctx, dgst), size: desc.size };
+    }
+    try {
+      const r = await this.driver.readerWithSize(ctx, blobDataPath(dgst), 0);
+      await this.cache.set({ digest: dgst, size: r.size, mediaType: OCTET_STREAM });
+      return r;
+    } catch (e) {
+      if (isNotFound(e)) throw err('BLOB_UNKNOWN', `blob unknown: ${dgst}`, { digest: dgst });
+      throw e;
+    }
+  }
+
   /** Streams a blob range to dest through the driver's fast path; false if it has none. */
   async sendTo(ctx: DriverContext, dgst: string, offset: number, length: number, dest: NodeJS.WritableStream): Promise<boolean> {
     if (!this.driver.sendTo) return false;

@@ -145,6 +145,11 @@ export class BlobWriter {
       await flush();
       await inflight;
     } catch (e) {
+      // The client went away (or sent too much): keep what arrived, so it
+      // resumes from the stored size. A storage failure (broken) keeps nothing more.
+      if (!broken) {
+        try { await flush(); await inflight; } catch { /* storage failed too; the size says what is stored */ }
+      }
       await inflight.catch(() => {});
       throw e;
     } finally {

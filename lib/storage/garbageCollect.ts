@@ -7,7 +7,7 @@
 // Redis gate, or an offline registry); see docs/maintenance.md.
 import { type DriverContext, type StorageDriver, isNotFound } from '../../drivers/driver.js';
 import { parseManifest } from './manifestParse.js';
-import { blobsRoot, layersRoot, revisionsRoot, tagCurrentLinkPath, tagDir, tagIndexLinkPath, tagsRoot } from './paths.js';
+import { ROOT, blobsRoot, layersRoot, revisionsRoot, tagCurrentLinkPath, tagDir, tagIndexLinkPath, tagsRoot } from './paths.js';
 import type { Registry } from './registry.js';
 
 export interface GCOptions {
@@ -33,6 +33,8 @@ export interface GCSummary {
   bytesFreed: number;
   layerLinksDeleted: number;
   tagFoldersDeleted: number;
+  /** Temp files a crash left (filesystem), older than the grace period. */
+  straysDeleted: number;
   /** Unreferenced blobs kept because they are younger than the grace period. */
   youngKept: number;
 }
@@ -123,7 +125,7 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
   const cutoff = (opts.now ?? new Date()).getTime() - opts.graceMs;
   const sum: GCSummary = {
     repositories: 0, manifestsMarked: 0, blobsMarked: 0, manifestsDeleted: [], blobsDeleted: [],
-    bytesFreed: 0, layerLinksDeleted: 0, tagFoldersDeleted: 0, youngKept: 0,
+    bytesFreed: 0, layerLinksDeleted: 0, tagFoldersDeleted: 0, straysDeleted: 0, youngKept: 0,
   };
 
   // Mark.
@@ -219,14 +221,29 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
         await registry.repository(name).blobs.unlink(ctx, dgst);
       }
     }
-    // Tag folders without a current link (left by interrupted deletes).
+    // Tag folders without a current link (left by interrupted deletes or
+    // pushes), once nothing in them is younger than the grace period: a push
+    // writes the folder's index entry just before its current link.
     for (const [tag, dgst] of scan.tags) {
       if (dgst !== null) continue;
+      let newest = 0;
+      try {
+        await driver.walk(ctx, tagDir(name, tag), (fi) => { if (!fi.isDir) newest = Math.max(newest, fi.modTime.getTime()); });
+      } catch (e) { if (!isNotFound(e)) throw e; }
+      if (newest > cutoff) continue;
       emit(`${name}: empty tag folder eligible for deletion: ${tag}`);
       sum.tagFoldersDeleted++;
       if (opts.dryRun) continue;
       await guard();
       try { await driver.delete(ctx, tagDir(name, tag)); } catch (e) { if (!isNotFound(e)) throw e; }
+    }
+  }
+  // Files a crash left half-made (the filesystem's temp files), old enough.
+  if (driver.removeStrays) {
+    if (!opts.dryRun) await guard();
+    for (const p of await driver.removeStrays(ctx, ROOT, new Date(cutoff), opts.dryRun).catch((e) => { if (isNotFound(e)) return []; throw e; })) {
+      emit(`stray temp file eligible for deletion: ${p}`);
+      sum.straysDeleted++;
     }
   }
   return sum;

@@ -73,6 +73,12 @@ export function parseManifest(content: Buffer, contentType: string | undefined):
     throw invalid('Docker schema1 manifests are not supported; push with a client that writes schema2 or OCI manifests');
   }
   if (m.schemaVersion !== 2) throw invalid('schemaVersion must be 2');
+  // distribution's schema2 and manifest-list parsers require the media type in
+  // the body: without it the same bytes would read as OCI once the request's
+  // Content-Type is forgotten.
+  if ((mediaType === MT.dockerManifest || mediaType === MT.dockerManifestList) && m.mediaType !== mediaType) {
+    throw invalid(`a Docker ${mediaType === MT.dockerManifest ? 'image manifest' : 'manifest list'} must say "mediaType": "${mediaType}" in its body`);
+  }
   const out: ParsedManifest = { mediaType, blobs: [], manifests: [] };
   if (m.subject !== undefined) out.subject = descriptor(m.subject, 'subject');
   if (m.artifactType !== undefined) {

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { LRUCache } from 'lru-cache';
 import type { DriverContext } from '../../drivers/driver.js';
+import { mapLimit } from '../concurrency.js';
 import { parseDigest } from '../digest.js';
 import { err } from '../errors.js';
 import type { BlobStore } from './blobStore.js';
@@ -11,6 +12,7 @@ import { type ManifestDescriptor, manifestMediaType, parseManifest } from './man
 import { MT } from './mediaTypes.js';
 import type { ReferrerStore } from './referrerStore.js';
 import type { TagStore } from './tagStore.js';
+import { type Locker, manifestLockKey } from './locks.js';
 
 export interface StoredManifest {
   digest: string;
@@ -28,6 +30,12 @@ export const MAX_MANIFEST_BYTES = 4 << 20;
 
 /** As distribution: with no allow list, descriptors with URLs are refused. */
 export interface URLPolicy { allow: RegExp[]; deny: RegExp[] }
+
+/** validation.manifests.indexes: which children of an index must already be in the repository. */
+export interface IndexPolicy { platforms: 'all' | 'none' | 'list'; platformList: { os?: string; architecture?: string }[] }
+
+/** Descriptors checked at once against storage on a manifest PUT (each is one or two requests). */
+const CHECK_CONCURRENCY = 16;
 
 function describe(digest: string, content: Buffer, contentType?: string): StoredManifest {
   let body: Record<string, unknown> = {};
@@ -65,15 +73,26 @@ export class ManifestStore {
     /** validation.manifests.urls; null when validation is disabled. */
     private readonly urlPolicy: URLPolicy | null = { allow: [], deny: [] },
     private readonly maxBytes = MAX_MANIFEST_BYTES,
+    private readonly locks?: Locker,
+    private readonly indexPolicy: IndexPolicy = { platforms: 'all', platformList: [] },
   ) {}
 
-  /** The manifest, if the repository holds it. viaTag: dgst was just read
-   *  from a tag link of this repository, which a manifest delete removes
-   *  first, so the revision link needs no second read. */
-  async get(ctx: DriverContext, dgst: string, opts: { viaTag?: boolean } = {}): Promise<StoredManifest> {
-    if (!opts.viaTag) await this.revisions.checkLinked(ctx, dgst);
+  /** The manifest, if the repository links it. By tag too: a tag whose
+   *  revision link is gone (a delete that raced a push on a node without the
+   *  cluster lock, or an old crash) answers unknown, as in distribution,
+   *  rather than serving a manifest garbage collection will empty. */
+  async get(ctx: DriverContext, dgst: string): Promise<StoredManifest> {
     const cached = this.cache.get(dgst);
-    if (cached) return cached;
+    if (cached) {
+      await this.revisions.checkLinked(ctx, dgst);
+      return cached;
+    }
+    // Link and content read at once: one round trip where it used to be two.
+    const [, m] = await Promise.all([this.revisions.checkLinked(ctx, dgst), this.readContent(ctx, dgst)]);
+    return m;
+  }
+
+  private async readContent(ctx: DriverContext, dgst: string): Promise<StoredManifest> {
     let content: Buffer;
     try {
       content = await this.blobStore.getContent(ctx, dgst);
@@ -114,10 +133,39 @@ export class ManifestStore {
     }
   }
 
+  /** Whether validation.manifests.indexes requires this child to be in the repository. */
+  private mustExist(d: ManifestDescriptor): boolean {
+    const p = this.indexPolicy;
+    if (p.platforms === 'all') return true;
+    if (p.platforms === 'none') return false;
+    const plat = (d.platform ?? {}) as { os?: unknown; architecture?: unknown };
+    return p.platformList.some((want) => (want.os === undefined || want.os === plat.os) && (want.architecture === undefined || want.architecture === plat.architecture));
+  }
+
   private async checkChild(ctx: DriverContext, d: ManifestDescriptor): Promise<void> {
-    if (!(await this.revisions.exists(ctx, d.digest))) {
+    let desc;
+    try {
+      desc = await this.revisions.stat(ctx, d.digest);
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'MANIFEST_UNKNOWN') throw e;
+      if (!this.mustExist(d)) return;
       throw err('MANIFEST_BLOB_UNKNOWN', `index references manifest ${d.digest} unknown to repository ${this.repo}`, { digest: d.digest });
     }
+    if (desc.size !== d.size) {
+      throw err('MANIFEST_INVALID', `manifest invalid: descriptor of ${d.digest} says ${d.size} bytes, the manifest has ${desc.size}`, { digest: d.digest });
+    }
+  }
+
+  /** Each distinct (digest, size) once, at most CHECK_CONCURRENCY at a time: an
+   *  index of 26,000 children or a manifest naming one layer 27,000 times
+   *  must not open thousands of files at once. */
+  private async checkReferences(ctx: DriverContext, parsed: ReturnType<typeof parseManifest>): Promise<void> {
+    const distinct = (list: ManifestDescriptor[]) => [...new Map(list.map((d) => [`${d.digest} ${d.size} ${d.urls?.join(' ') ?? ''}`, d])).values()];
+    const checks = [
+      ...distinct(parsed.blobs).map((d) => () => this.checkBlob(ctx, d)),
+      ...distinct(parsed.manifests).map((d) => () => this.checkChild(ctx, d)),
+    ];
+    await mapLimit(checks, CHECK_CONCURRENCY, (check) => check());
   }
 
   /** Validates and stores a manifest; tags it when tag is given. */
@@ -131,26 +179,43 @@ export class ManifestStore {
     if (ref.digest && ref.digest !== dgst) {
       throw err('DIGEST_INVALID', `manifest digest is ${dgst}, not ${ref.digest}`, { digest: ref.digest });
     }
-    await Promise.all([
-      ...parsed.blobs.map((d) => this.checkBlob(ctx, d)),
-      ...parsed.manifests.map((d) => this.checkChild(ctx, d)),
-    ]);
-    const desc = await this.blobStore.put(ctx, content, algorithm);
-    await this.revisions.link(ctx, desc);
-    if (parsed.subject) await this.referrers.add(ctx, parsed.subject.digest, dgst);
-    if (ref.tag) await this.tags.tag(ctx, ref.tag, dgst);
+    await this.checkReferences(ctx, parsed);
     const m = describe(dgst, content, parsed.mediaType);
+    await this.locked(dgst, async () => {
+      const desc = await this.blobStore.put(ctx, content, algorithm);
+      await this.revisions.link(ctx, desc);
+      if (parsed.subject) await this.referrers.add(ctx, parsed.subject.digest, dgst);
+      if (ref.tag) {
+        await this.tags.tag(ctx, ref.tag, dgst);
+        // Re-check after writing: a delete of this digest on a node outside
+        // the lock (no Redis) may have removed the revision meanwhile; the
+        // push that got here last wins whole.
+        if (!(await this.revisions.exists(ctx, dgst))) await this.revisions.link(ctx, desc);
+      }
+    });
     this.cache.set(dgst, m);
     return m;
   }
 
+  private locked<T>(dgst: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks ? this.locks.run(manifestLockKey(this.repo, dgst), fn) : fn();
+  }
+
   /** Deletes a manifest revision, the tags that point at it and its referrer link. */
   async delete(ctx: DriverContext, dgst: string): Promise<void> {
-    const m = await this.get(ctx, dgst);
-    for (const tag of await this.tags.lookup(ctx, dgst)) {
-      await this.tags.untag(ctx, tag).catch(() => {});
-    }
-    if (m.subject) await this.referrers.remove(ctx, m.subject, dgst);
-    await this.revisions.unlink(ctx, dgst);
+    await this.locked(dgst, async () => {
+      const m = await this.get(ctx, dgst);
+      const untagAll = async () => {
+        for (const tag of await this.tags.lookup(ctx, dgst)) {
+          try { await this.tags.untag(ctx, tag); } catch (e) { if ((e as { code?: string }).code !== 'MANIFEST_UNKNOWN') throw e; }
+        }
+      };
+      await untagAll();
+      if (m.subject) await this.referrers.remove(ctx, m.subject, dgst);
+      await this.revisions.unlink(ctx, dgst);
+      // Re-check: a tag written meanwhile by a node outside the lock goes too,
+      // so no tag is left pointing at a revision that is gone.
+      await untagAll();
+    });
   }
 }

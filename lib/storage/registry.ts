@@ -5,10 +5,11 @@ import { type DriverContext, type StorageDriver, isNotFound } from '../../driver
 import type { BlobDescriptorCache } from '../cache/descriptorCache.js';
 import { BlobStore } from './blobStore.js';
 import { LinkedBlobStore } from './linkedBlobStore.js';
-import { type ManifestCache, ManifestStore, type StoredManifest, type URLPolicy } from './manifestStore.js';
-import { layerLinkPath, repoRoot, repositoriesRoot, revisionLinkPath } from './paths.js';
+import { type IndexPolicy, type ManifestCache, ManifestStore, type StoredManifest, type URLPolicy } from './manifestStore.js';
+import { layerLinkPath, manifestsRoot, repositoriesRoot, revisionLinkPath } from './paths.js';
 import { ReferrerStore } from './referrerStore.js';
-import { TagStore } from './tagStore.js';
+import { TagStore, type TagSeenCache } from './tagStore.js';
+import { KeyedMutex, type Locker } from './locks.js';
 import { UploadSessionCache } from './uploadSessionCache.js';
 import { UploadStore } from './uploadStore.js';
 
@@ -18,6 +19,13 @@ export interface RegistryOptions {
   maxManifestBytes?: number;
   /** validation.manifests.urls (null: validation disabled). */
   urlPolicy?: URLPolicy | null;
+  /** validation.manifests.indexes. */
+  indexPlatforms?: IndexPolicy['platforms'];
+  platformList?: IndexPolicy['platformList'];
+  /** storage.tag.concurrencylimit. */
+  tagConcurrency?: number;
+  /** Locks for manifest PUT/DELETE of one digest (in-process unless given: Redis in a cluster). */
+  locks?: Locker;
 }
 
 export class Repository {
@@ -32,15 +40,17 @@ export class Repository {
     const bs = registry.blobStore;
     this.blobs = new LinkedBlobStore(name, bs, layerLinkPath);
     this.revisions = new LinkedBlobStore(name, bs, revisionLinkPath, 'MANIFEST_UNKNOWN', false);
-    this.tags = new TagStore(name, registry.driver);
+    this.tags = new TagStore(name, registry.driver, registry.tagSeen, registry.tagConcurrency);
     this.referrers = new ReferrerStore(name, registry.driver);
-    this.manifests = new ManifestStore(name, bs, this.revisions, this.blobs, this.tags, this.referrers, registry.manifestCache, registry.urlPolicy, registry.maxManifestBytes);
+    this.manifests = new ManifestStore(name, bs, this.revisions, this.blobs, this.tags, this.referrers, registry.manifestCache,
+      registry.urlPolicy, registry.maxManifestBytes, registry.locks, registry.indexPolicy);
     this.uploads = new UploadStore(name, registry.driver, bs, this.blobs, registry.uploadSessions);
   }
 
-  /** True when anything of the repository is stored. */
+  /** True when the repository holds manifests (or did: its _manifests folder
+   *  exists). Blobs or uploads alone do not make a repository known. */
   async exists(ctx: DriverContext): Promise<boolean> {
-    try { await this.registry.driver.stat(ctx, repoRoot(this.name)); return true; } catch (e) {
+    try { await this.registry.driver.stat(ctx, manifestsRoot(this.name)); return true; } catch (e) {
       if (isNotFound(e)) return false;
       throw e;
     }
@@ -53,11 +63,18 @@ export class Registry {
   readonly uploadSessions = new UploadSessionCache();
   readonly urlPolicy: URLPolicy | null;
   readonly maxManifestBytes?: number;
+  readonly indexPolicy: IndexPolicy;
+  readonly tagConcurrency: number;
+  readonly locks: Locker;
+  readonly tagSeen: TagSeenCache = new LRUCache<string, true>({ max: 100_000 });
 
   constructor(readonly driver: StorageDriver, readonly cache: BlobDescriptorCache, opts: RegistryOptions = {}) {
     this.blobStore = new BlobStore(driver, cache);
     this.urlPolicy = opts.urlPolicy === undefined ? { allow: [], deny: [] } : opts.urlPolicy;
     this.maxManifestBytes = opts.maxManifestBytes;
+    this.indexPolicy = { platforms: opts.indexPlatforms ?? 'all', platformList: opts.platformList ?? [] };
+    this.tagConcurrency = opts.tagConcurrency ?? 8;
+    this.locks = opts.locks ?? new KeyedMutex();
     this.manifestCache = new LRUCache<string, StoredManifest>({
       maxSize: opts.manifestCacheBytes ?? 64 << 20,
       sizeCalculation: (m) => m.content.length + 256,

@@ -1,15 +1,28 @@
 // tagStore: tags of one repository, as _manifests/tags/<tag>/{current,index}.
+import type { LRUCache } from 'lru-cache';
 import { type DriverContext, type StorageDriver, isNotFound } from '../../drivers/driver.js';
+import { mapLimit } from '../concurrency.js';
 import { isDigest } from '../digest.js';
 import { err } from '../errors.js';
 import { tagCurrentLinkPath, tagDir, tagIndexLinkPath, tagsRoot } from './paths.js';
 
+/** Tags seen with a current link, so listings check each tag once (bounded; positive entries only). */
+export type TagSeenCache = LRUCache<string, true>;
+
 export class TagStore {
-  constructor(readonly repo: string, private readonly driver: StorageDriver) {}
+  constructor(
+    readonly repo: string,
+    private readonly driver: StorageDriver,
+    private readonly seen: TagSeenCache,
+    /** storage.tag.concurrencylimit: link reads at once when scanning tags. */
+    private readonly concurrency = 8,
+  ) {}
 
   private unknown(tag: string) {
     return err('MANIFEST_UNKNOWN', `manifest unknown: tag ${tag} is not in repository ${this.repo}`, { tag });
   }
+
+  private seenKey(tag: string): string { return `${this.repo}\n${tag}`; }
 
   async get(ctx: DriverContext, tag: string): Promise<string> {
     try {
@@ -26,9 +39,11 @@ export class TagStore {
     // The index entry first: a reader that sees current also finds its index.
     await this.driver.putContent(ctx, tagIndexLinkPath(this.repo, tag, dgst), Buffer.from(dgst));
     await this.driver.putContent(ctx, tagCurrentLinkPath(this.repo, tag), Buffer.from(dgst));
+    this.seen.set(this.seenKey(tag), true);
   }
 
   async untag(ctx: DriverContext, tag: string): Promise<void> {
+    this.seen.delete(this.seenKey(tag));
     try {
       await this.driver.delete(ctx, tagDir(this.repo, tag));
     } catch (e) {
@@ -37,27 +52,49 @@ export class TagStore {
     }
   }
 
-  /** All tags, sorted; [] when the repository has none. */
+  /** All tags with a current link, sorted; [] when the repository has none.
+   *  A tag folder without one (a crash mid-write or mid-delete) is skipped:
+   *  it would answer 404. */
   async all(ctx: DriverContext): Promise<string[]> {
+    let names: string[];
     try {
-      const paths = await this.driver.list(ctx, tagsRoot(this.repo));
-      return paths.map((p) => p.slice(p.lastIndexOf('/') + 1)).sort();
+      names = (await this.driver.list(ctx, tagsRoot(this.repo))).map((p) => p.slice(p.lastIndexOf('/') + 1));
     } catch (e) {
       if (isNotFound(e)) return [];
       throw e;
     }
+    const unseen = names.filter((t) => !this.seen.has(this.seenKey(t)));
+    const present = await mapLimit(unseen, this.concurrency, async (t) => {
+      try {
+        const fi = await this.driver.stat(ctx, tagCurrentLinkPath(this.repo, t));
+        return !fi.isDir;
+      } catch (e) {
+        if (isNotFound(e)) return false;
+        throw e;
+      }
+    });
+    const ghosts = new Set<string>();
+    unseen.forEach((t, i) => { if (present[i]) this.seen.set(this.seenKey(t), true); else ghosts.add(t); });
+    return names.filter((t) => !ghosts.has(t)).sort();
   }
 
-  /** Tags whose current link points at dgst. */
+  /** Tags whose current link points at dgst (one link read each, at most `concurrency` at once). */
   async lookup(ctx: DriverContext, dgst: string): Promise<string[]> {
-    const out: string[] = [];
-    for (const tag of await this.all(ctx)) {
-      try {
-        if ((await this.get(ctx, tag)) === dgst) out.push(tag);
-      } catch (e) {
-        if ((e as { code?: string }).code !== 'MANIFEST_UNKNOWN') throw e;
-      }
+    let names: string[];
+    try {
+      names = (await this.driver.list(ctx, tagsRoot(this.repo))).map((p) => p.slice(p.lastIndexOf('/') + 1));
+    } catch (e) {
+      if (isNotFound(e)) return [];
+      throw e;
     }
-    return out;
+    const points = await mapLimit(names, this.concurrency, async (tag) => {
+      try {
+        return (await this.get(ctx, tag)) === dgst;
+      } catch (e) {
+        if ((e as { code?: string }).code === 'MANIFEST_UNKNOWN') return false;
+        throw e;
+      }
+    });
+    return names.filter((_, i) => points[i]).sort();
   }
 }

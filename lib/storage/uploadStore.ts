@@ -70,22 +70,3 @@ export class UploadStore {
     return new BlobWriter(this.repo, id, startedAt, this.driver, this.blobStore, this.layers, fw, this.sessions);
   }
 }
-
-/** Serialises work on one upload within this process: chunks must not interleave. */
-export class KeyedMutex {
-  private tails = new Map<string, Promise<void>>();
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => { release = r; });
-    const tail = prev.then(() => mine);
-    this.tails.set(key, tail);
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    }
-  }
-}

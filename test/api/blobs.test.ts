@@ -75,10 +75,47 @@ describe('API: base, blobs, ranges, caching headers', () => {
       expect(res.headers.get('content-length')).to.equal(String(e - s + 1));
       expect(res.body.equals(data.subarray(s, e + 1))).to.equal(true);
     }
-    for (const h of ['bytes=1000-', 'bytes=5-2', 'bytes=0-1,5-6', 'items=0-1']) {
+    for (const h of ['bytes=1000-', 'bytes=5-2', 'bytes=1000-1001,2000-', 'items=0-1']) {
       const res = await expectError(req(u, 'GET', `/v2/ranges/blobs/${d}`, undefined, { Range: h }), 416, 'RANGE_INVALID');
       expect(res.headers.get('content-range')).to.equal('bytes */1000');
     }
+  });
+
+  it('serves several ranges as multipart/byteranges, and the whole body when If-Range fails', async () => {
+    const data = randomBytes(1000);
+    const d = sha256(data);
+    await pushBlob(u, 'ranges', data, d);
+    for (const method of ['GET', 'HEAD']) {
+      const res = await req(u, method, `/v2/ranges/blobs/${d}`, undefined, { Range: 'bytes=0-1, 5-6, 990-, 2000-3000' });
+      expect(res.status).to.equal(206);
+      const boundary = /^multipart\/byteranges; boundary=(\w+)$/.exec(res.headers.get('content-type') ?? '')?.[1];
+      expect(boundary, res.headers.get('content-type') ?? '').to.be.a('string');
+      if (method === 'HEAD') { expect(res.body.length).to.equal(0); continue; }
+      expect(res.headers.get('content-length')).to.equal(String(res.body.length));
+      // Parse the parts back: each names its range and holds exactly those bytes (the unsatisfiable one is dropped).
+      const parts = res.body.toString('latin1').split(`--${boundary}`).slice(1, -1);
+      expect(parts).to.have.length(3);
+      const want = [[0, 1], [5, 6], [990, 999]];
+      parts.forEach((p, i) => {
+        const [head, body] = p.replace(/^\r\n/, '').split('\r\n\r\n');
+        expect(head).to.include(`Content-Range: bytes ${want[i][0]}-${want[i][1]}/1000`);
+        expect(Buffer.from(body.replace(/\r\n$/, ''), 'latin1').equals(data.subarray(want[i][0], want[i][1] + 1)), `part ${i}`).to.equal(true);
+      });
+      expect(res.body.toString('latin1').endsWith(`--${boundary}--\r\n`)).to.equal(true);
+    }
+    // If-Range: the strong ETag keeps the range; anything else means the whole body.
+    const keep = await req(u, 'GET', `/v2/ranges/blobs/${d}`, undefined, { Range: 'bytes=0-9', 'If-Range': `"${d}"` });
+    expect(keep.status).to.equal(206);
+    for (const ifRange of ['"sha256:other"', `W/"${d}"`, 'Wed, 21 Oct 2015 07:28:00 GMT']) {
+      const whole = await req(u, 'GET', `/v2/ranges/blobs/${d}`, undefined, { Range: 'bytes=0-9', 'If-Range': ifRange });
+      expect(whole.status, ifRange).to.equal(200);
+      expect(whole.body.equals(data)).to.equal(true);
+    }
+    // More ranges than are served as parts: the whole body (RFC 9110 lets a server ignore Range).
+    const many = Array.from({ length: 20 }, (_, i) => `${i * 10}-${i * 10 + 1}`).join(',');
+    const all = await req(u, 'GET', `/v2/ranges/blobs/${d}`, undefined, { Range: `bytes=${many}` });
+    expect(all.status).to.equal(200);
+    expect(all.body.equals(data)).to.equal(true);
   });
 
   it('answers If-None-Match with 304', async () => {
@@ -89,6 +126,8 @@ describe('API: base, blobs, ranges, caching headers', () => {
     expect(res.status).to.equal(304);
     expect(res.body.length).to.equal(0);
     expect((await req(u, 'GET', `/v2/etag/blobs/${d}`, undefined, { 'If-None-Match': '"other"' })).status).to.equal(200);
+    // Weak comparison (RFC 9110 §13.1.2): W/"x" matches "x"; a list matches if any does.
+    expect((await req(u, 'GET', `/v2/etag/blobs/${d}`, undefined, { 'If-None-Match': `"a", W/"${d}"` })).status).to.equal(304);
   });
 
   it('deletes a blob link with 202, then reports it unknown', async () => {

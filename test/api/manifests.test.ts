@@ -144,6 +144,9 @@ describe('API: manifests, tags, referrers, catalog', () => {
       ['wrong size', { ...good, layers: [{ ...good.layers[0], size: good.layers[0].size + 1 }] }, OCI_MANIFEST],
       ['index without manifests', { schemaVersion: 2, mediaType: OCI_INDEX }, OCI_INDEX],
       ['unknown type', { schemaVersion: 2, mediaType: 'text/plain' }, 'text/plain'],
+      // distribution's schema2 parsers need the media type in the body.
+      ['docker manifest without mediaType', { ...good, mediaType: undefined }, DOCKER_MANIFEST],
+      ['docker list without mediaType', { schemaVersion: 2, manifests: [] }, 'application/vnd.docker.distribution.manifest.list.v2+json'],
     ];
     for (const [what, body, ct] of bads) {
       const data = typeof body === 'string' ? body : JSON.stringify(body);
@@ -157,13 +160,19 @@ describe('API: manifests, tags, referrers, catalog', () => {
     await expectError(req(u, 'PUT', '/v2/m/big/manifests/v1', big, { 'Content-Type': OCI_MANIFEST }), 413, 'MANIFEST_INVALID');
   });
 
-  it('refuses invalid tags and digests as references', async () => {
+  it('refuses invalid tags on PUT (400 TAG_INVALID); a reference that cannot exist is 404 MANIFEST_UNKNOWN', async () => {
     const img = image(1);
     await pushImageBlobs(u, 'm/ref', img);
     for (const ref of ['-tag', 'a'.repeat(129), 'tag%21']) {
-      await expectError(req(u, 'PUT', `/v2/m/ref/manifests/${ref}`, img.manifest.data, { 'Content-Type': OCI_MANIFEST }), 400, 'MANIFEST_INVALID');
+      await expectError(req(u, 'PUT', `/v2/m/ref/manifests/${ref}`, img.manifest.data, { 'Content-Type': OCI_MANIFEST }), 400, 'TAG_INVALID');
     }
-    await expectError(req(u, 'GET', '/v2/m/ref/manifests/sha256:nothex'), 400, 'DIGEST_INVALID');
+    await expectError(req(u, 'PUT', '/v2/m/ref/manifests/sha256:nothex', img.manifest.data, { 'Content-Type': OCI_MANIFEST }), 400, 'DIGEST_INVALID');
+    // As distribution and the conformance suite expect: such a manifest cannot exist.
+    for (const ref of ['sha256:nothex', '-tag', 'a'.repeat(129), 'tag%21', 'md5:d41d8cd98f00b204e9800998ecf8427e']) {
+      await expectError(req(u, 'GET', `/v2/m/ref/manifests/${ref}`), 404, 'MANIFEST_UNKNOWN');
+      await expectError(req(u, 'HEAD', `/v2/m/ref/manifests/${ref}`), 404, 'MANIFEST_UNKNOWN');
+      await expectError(req(u, 'DELETE', `/v2/m/ref/manifests/${ref}`), 404, 'MANIFEST_UNKNOWN');
+    }
   });
 
   it('deletes a tag alone with 202, keeping the manifest', async () => {

@@ -6,7 +6,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
+import { Writable } from 'node:stream';
 import { parseConfig } from '../../lib/config/config.js';
 import { type RunningRegistry, startRegistry } from '../../lib/server.js';
 import { track } from './children.js';
@@ -21,14 +22,14 @@ export async function tempDir(prefix = 'registry-test-'): Promise<string> {
 }
 
 /** An in-process registry on a free port; filesystem under a temp dir unless yaml says otherwise. */
-export async function startTestRegistry(extraYaml = '', opts: { driver?: 'filesystem' | 'inmemory'; root?: string; deleteEnabled?: boolean; secret?: string; cache?: 'inmemory' | 'redis'; storageYaml?: string; httpExtra?: string } = {}): Promise<TestRegistry> {
+export async function startTestRegistry(extraYaml = '', opts: { driver?: 'filesystem' | 'inmemory'; root?: string; deleteEnabled?: boolean; secret?: string; cache?: 'inmemory' | 'redis'; storageYaml?: string; httpExtra?: string; log?: Logger } = {}): Promise<TestRegistry> {
   const driver = opts.driver ?? 'filesystem';
   const root = driver === 'filesystem' && !opts.storageYaml ? opts.root ?? await tempDir() : undefined;
   // storageYaml: another driver's section (indented two spaces), plus any storage keys.
   const storage = opts.storageYaml ?? (driver === 'filesystem' ? `  filesystem:\n    rootdirectory: ${root}\n` : '  inmemory: {}\n');
   const yaml = `version: 0.1\nlog:\n  level: error\nstorage:\n${storage}  cache:\n    blobdescriptor: ${opts.cache ?? 'inmemory'}\n  delete:\n    enabled: ${opts.deleteEnabled ?? true}\nhttp:\n  addr: 127.0.0.1:0\n${opts.secret ? `  secret: ${opts.secret}\n` : ''}${opts.httpExtra ?? ''}${extraYaml}`;
   const config = parseConfig(yaml, {});
-  const r = await startRegistry(config, pino({ level: 'silent' }));
+  const r = await startRegistry(config, opts.log ?? pino({ level: 'silent' }));
   return {
     ...r, root,
     async stop() {
@@ -36,6 +37,18 @@ export async function startTestRegistry(extraYaml = '', opts: { driver?: 'filesy
       if (root && !opts.root) await rm(root, { recursive: true, force: true });
     },
   };
+}
+
+/** A logger that keeps every record (parsed), for tests that check what is logged. */
+export function capturingLogger(level = 'debug'): { log: Logger; records: Record<string, unknown>[] } {
+  const records: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) if (line) records.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { log: pino({ level, formatters: { level: (label) => ({ level: label }) } }, sink), records };
 }
 
 export async function freePort(): Promise<number> {
@@ -62,10 +75,14 @@ export async function waitForHttp(url: string, ms = 15000): Promise<void> {
 
 export interface ChildRegistry { url: string; proc: ChildProcess; output: () => string; stop(signal?: NodeJS.Signals): Promise<number | null> }
 
-/** Runs `registry serve` as a child process in its own process group. */
-export async function spawnRegistry(configFile: string, env: Record<string, string> = {}): Promise<ChildRegistry> {
+/** Runs `registry serve` as a child process in its own process group; nofile lowers its open-file limit. */
+export async function spawnRegistry(configFile: string, env: Record<string, string> = {}, opts: { nofile?: number } = {}): Promise<ChildRegistry> {
   const port = await freePort();
-  const proc = track(spawn(process.execPath, ['--initial-old-space-size=64', REGISTRY_BIN, 'serve', configFile], {
+  const argv = ['--initial-old-space-size=64', REGISTRY_BIN, 'serve', configFile];
+  const [cmd, args] = opts.nofile
+    ? ['sh', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...argv]]
+    : [process.execPath, argv];
+  const proc = track(spawn(cmd, args as string[], {
     env: { ...process.env, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}`, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,

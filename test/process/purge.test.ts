@@ -120,6 +120,8 @@ describe('upload purging', function () {
       }
       expect(await readdir(uploads('b/fresh'))).to.deep.equal([ids.fresh]);
       expect(await readdir(uploads('c/active'))).to.deep.equal([ids.active]);
+      // The summary line follows the last deletion.
+      while (!r.output().includes('upload purge finished') && Date.now() < deadline) await new Promise((s) => setTimeout(s, 50));
       expect(r.output()).to.include('upload purge finished');
     } finally {
       await r.stop();

@@ -30,11 +30,11 @@ describe('registry command', function () {
 
   it('refuses to start on a bad config, naming the key', async () => {
     const f = join(dir, 'bad.yml');
-    await writeFile(f, 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /tmp/x\nhttp:\n  adress: 1\n');
-    const r = spawnSync(process.execPath, [REGISTRY_BIN, 'serve', f], { encoding: 'utf8' });
+    await writeFile(f, 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /tmp/x\n  delete:\n    enabled: maybe\n');
+    const r = spawnSync(process.execPath, [REGISTRY_BIN, 'serve', f], { encoding: 'utf8', timeout: 20000 });
     expect(r.status).to.equal(1);
-    expect(r.stderr).to.include('http.adress: unknown key');
-    const env = spawnSync(process.execPath, [REGISTRY_BIN, 'serve', f.replace('bad', 'missing')], { encoding: 'utf8' });
+    expect(r.stderr).to.include('storage.delete.enabled: must be true or false');
+    const env = spawnSync(process.execPath, [REGISTRY_BIN, 'serve', f.replace('bad', 'missing')], { encoding: 'utf8', timeout: 20000 });
     expect(env.status).to.equal(1);
     expect(env.stderr).to.include('cannot read');
   });
