@@ -154,6 +154,8 @@ function azureDriver(params: Record<string, unknown>, log?: Logger): AzureDriver
     maxretries,
     retrydelayMs: durationMs(params, 'retry_delay', 'azure'),
     skipverify: bool(params, 'skipverify', 'azure'),
+    copyPollDelayMs: durationMs(params, 'copy_status_poll_delay', 'azure'),
+    copyPollMaxRetry: int(params, 'copy_status_poll_max_retry', 'azure', 0, 10_000),
     log,
   });
 }

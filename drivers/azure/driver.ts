@@ -38,6 +38,9 @@ export interface AzureParams {
   retrydelayMs?: number;
   /** Do not verify the endpoint's TLS certificate. */
   skipverify?: boolean;
+  /** A copy the service runs asynchronously is polled this often (ms), at most this many times. */
+  copyPollDelayMs?: number;
+  copyPollMaxRetry?: number;
   log?: Logger;
 }
 
@@ -133,7 +136,13 @@ export class AzureDriver implements StorageDriver {
       try { exists = await this.container.exists(); } catch { exists = undefined; }
       if (exists) return;
       const why = e instanceof RestError ? `${e.statusCode ?? ''} ${e.code ?? ''} ${e.message.split('\n')[0]}`.trim() : (e as Error).message;
-      throw new StorageDriverError(`${NAME}: container ${this.params.container} does not exist${exists === undefined ? ' or cannot be seen' : ''}, and creating it failed (${why}): create it, or give the registry's identity the right to (Storage Blob Data Contributor)`, NAME);
+      if (exists === undefined && e instanceof RestError && e.statusCode === 403) {
+        // Credentials scoped to blobs only (a SAS without container rights) see
+        // neither: the container may well exist; requests will tell.
+        this.log?.warn(`${NAME}: cannot check or create container ${this.params.container} with these credentials (${why}); assuming it exists`);
+        return;
+      }
+      throw new StorageDriverError(`${NAME}: container ${this.params.container} does not exist${exists === undefined ? ' or cannot be reached' : ''}, and creating it failed (${why}): create it, or give the registry's identity the right to (Storage Blob Data Contributor)`, NAME);
     }
   }
 
@@ -234,9 +243,16 @@ export class AzureDriver implements StorageDriver {
   async move(_ctx: DriverContext, src: string, dest: string): Promise<void> {
     const from = this.container.getBlobClient(this.key(src));
     if (!(await from.exists())) throw new PathNotFoundError(src, NAME);
-    const poller = await this.container.getBlobClient(this.key(dest)).beginCopyFromURL(from.url);
-    const res = await poller.pollUntilDone();
-    if (res.copyStatus !== 'success') throw new StorageDriverError(`${NAME}: copy of ${src} to ${dest} ended ${res.copyStatus}`, NAME);
+    const poller = await this.container.getBlobClient(this.key(dest)).beginCopyFromURL(from.url, { intervalInMs: this.params.copyPollDelayMs ?? 100 });
+    // distribution's copy_status_poll_max_retry (5) and _delay (100ms): a copy still pending after that fails the move.
+    const max = this.params.copyPollMaxRetry ?? 5;
+    for (let polls = 0; !poller.isDone(); polls++) {
+      if (polls > max) throw new StorageDriverError(`${NAME}: copy of ${src} to ${dest} still pending after ${max} polls (copy_status_poll_max_retry)`, NAME);
+      await new Promise((r) => setTimeout(r, this.params.copyPollDelayMs ?? 100));
+      await poller.poll();
+    }
+    const res = poller.getResult();
+    if (res?.copyStatus !== 'success') throw new StorageDriverError(`${NAME}: copy of ${src} to ${dest} ended ${res?.copyStatus}`, NAME);
     await from.delete();
   }
 

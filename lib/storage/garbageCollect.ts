@@ -45,6 +45,8 @@ interface RepoScan {
   tags: Map<string, string | null>; // tag -> digest, null when the tag has no current link
   /** manifest -> children (index), blobs (config, layers), subject */
   graph: Map<string, { children: string[]; blobs: string[]; subject?: string }>;
+  /** layer link digest -> the link's modification time (ms) */
+  layers: Map<string, number>;
 }
 
 async function listNames(driver: StorageDriver, ctx: DriverContext, dir: string): Promise<string[]> {
@@ -71,6 +73,17 @@ async function scanRepo(registry: Registry, ctx: DriverContext, name: string): P
       tags.set(tag, null);
     }
   }
+  // Layer links with their times, in one walk (a flat listing on object stores).
+  const layers = new Map<string, number>();
+  try {
+    await driver.walk(ctx, layersRoot(name), (fi) => {
+      if (fi.isDir || !fi.path.endsWith('/link')) return;
+      const parts = fi.path.split('/'); // .../_layers/<alg>/<hex>/link
+      layers.set(`${parts[parts.length - 3]}:${parts[parts.length - 2]}`, fi.modTime.getTime());
+    });
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
   const graph: RepoScan['graph'] = new Map();
   for (const dgst of revisions) {
     let content: Buffer;
@@ -93,7 +106,7 @@ async function scanRepo(registry: Registry, ctx: DriverContext, name: string): P
       subject: parsed.subject?.digest,
     });
   }
-  return { name, revisions, tags, graph };
+  return { name, revisions, tags, graph, layers };
 }
 
 /** Manifests of the repository to keep: from the roots, their index children and their referrers, transitively. */
@@ -142,6 +155,14 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
         if (!marked.has(b)) emit(`${name}: marking blob ${b}`);
         marked.add(b);
       }
+    }
+    // A blob linked into a repository within the grace period is in use: a
+    // push that committed it (perhaps onto an old copy of the same bytes) or
+    // mounted it is about to reference it from a manifest.
+    for (const [d, at] of scan.layers) {
+      if (at <= cutoff || marked.has(d)) continue;
+      emit(`${name}: marking blob ${d} (linked within the grace period)`);
+      marked.add(d);
     }
     sum.manifestsMarked += kept.size;
     scans.push({ scan, kept });
@@ -205,21 +226,15 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
   // Layer links to blobs that are gone (deleted now, or missing and old).
   for (const { scan } of scans) {
     const name = scan.name;
-    for (const alg of await listNames(driver, ctx, layersRoot(name))) {
-      for (const hex of await listNames(driver, ctx, `${layersRoot(name)}/${alg}`)) {
-        const dgst = `${alg}:${hex}`;
-        let gone = deletedBlobs.has(dgst);
-        if (!gone && !existing.has(dgst) && !marked.has(dgst)) {
-          // No blob at all: delete the link once it is older than the grace period.
-          try { gone = (await driver.stat(ctx, `${layersRoot(name)}/${alg}/${hex}/link`)).modTime.getTime() <= cutoff; } catch (e) { if (!isNotFound(e)) throw e; }
-        }
-        if (!gone) continue;
-        emit(`${name}: layer link eligible for deletion: ${dgst}`);
-        sum.layerLinksDeleted++;
-        if (opts.dryRun) continue;
-        await guard();
-        await registry.repository(name).blobs.unlink(ctx, dgst);
-      }
+    for (const [dgst, at] of scan.layers) {
+      // Gone: deleted now, or missing and the link older than the grace period.
+      const gone = deletedBlobs.has(dgst) || (!existing.has(dgst) && !marked.has(dgst) && at <= cutoff);
+      if (!gone) continue;
+      emit(`${name}: layer link eligible for deletion: ${dgst}`);
+      sum.layerLinksDeleted++;
+      if (opts.dryRun) continue;
+      await guard();
+      await registry.repository(name).blobs.unlink(ctx, dgst);
     }
     // Tag folders without a current link (left by interrupted deletes or
     // pushes), once nothing in them is younger than the grace period: a push

@@ -83,6 +83,12 @@ export class LinkedBlobStore {
     await this.repoCache.setInRepo(this.repo, desc);
   }
 
+  /** Records in the descriptor cache that the repository links desc, without
+   *  reading the link: for callers that know it (manifestStore.primeLayers). */
+  async prime(desc: Descriptor): Promise<void> {
+    await this.repoCache.setInRepo(this.repo, desc);
+  }
+
   /** Removes the link (the blob itself stays for garbage collection). */
   async unlink(ctx: DriverContext, dgst: string): Promise<void> {
     // Invalidate first (a cache that cannot be cleared stops the delete), and

@@ -6,10 +6,10 @@ import type { DriverContext } from '../../drivers/driver.js';
 import { mapLimit } from '../concurrency.js';
 import { parseDigest } from '../digest.js';
 import { err } from '../errors.js';
-import type { BlobStore } from './blobStore.js';
+import { type BlobStore, OCTET_STREAM } from './blobStore.js';
 import type { LinkedBlobStore } from './linkedBlobStore.js';
 import { type ManifestDescriptor, manifestMediaType, parseManifest } from './manifestParse.js';
-import { MT } from './mediaTypes.js';
+import { MT, isIndexType } from './mediaTypes.js';
 import type { ReferrerStore } from './referrerStore.js';
 import type { TagStore } from './tagStore.js';
 import { type Locker, manifestLockKey } from './locks.js';
@@ -18,6 +18,8 @@ export interface StoredManifest {
   digest: string;
   mediaType: string;
   content: Buffer;
+  /** Repositories whose layer-link cache this manifest has primed (this process). */
+  primed?: Set<string>;
   subject?: string;
   artifactType?: string;
   configMediaType?: string;
@@ -36,6 +38,8 @@ export interface IndexPolicy { platforms: 'all' | 'none' | 'list'; platformList:
 
 /** Descriptors checked at once against storage on a manifest PUT (each is one or two requests). */
 const CHECK_CONCURRENCY = 16;
+/** Layers of one manifest whose links a GET primes in the descriptor cache. */
+const MAX_PRIMED = 1000;
 
 function describe(digest: string, content: Buffer, contentType?: string): StoredManifest {
   let body: Record<string, unknown> = {};
@@ -90,6 +94,26 @@ export class ManifestStore {
     // Link and content read at once: one round trip where it used to be two.
     const [, m] = await Promise.all([this.revisions.checkLinked(ctx, dgst), this.readContent(ctx, dgst)]);
     return m;
+  }
+
+  /** After a manifest GET, the client asks for its blobs next: tell the
+   *  repository-scoped descriptor cache they are linked here, from the
+   *  descriptors themselves. Sound because a manifest is only stored once
+   *  every blob it names is linked in the repository with that size (put()
+   *  checks it, as distribution does), and a blob DELETE clears the entry.
+   *  Saves one link read per blob on a cold pull; once per repository and
+   *  manifest per process, at most MAX_PRIMED descriptors. */
+  async primeLayers(m: StoredManifest): Promise<void> {
+    if (isIndexType(m.mediaType) || m.primed?.has(this.repo)) return;
+    (m.primed ??= new Set()).add(this.repo);
+    let parsed;
+    try { parsed = parseManifest(m.content, m.mediaType); } catch { return; }
+    const seen = new Set<string>();
+    for (const d of parsed.blobs.slice(0, MAX_PRIMED)) {
+      if (seen.has(d.digest) || (d.urls?.length && NONDISTRIBUTABLE.has(d.mediaType))) continue;
+      seen.add(d.digest);
+      await this.layers.prime({ digest: d.digest, size: d.size, mediaType: OCTET_STREAM });
+    }
   }
 
   private async readContent(ctx: DriverContext, dgst: string): Promise<StoredManifest> {

@@ -2,10 +2,11 @@
 // token scheme (a token server the test runs), over raw HTTP and with skopeo.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
+import * as http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { appendFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type TestRegistry, requireTool, startTestRegistry, tempDir } from '../helpers/registry.js';
+import { type TestRegistry, capturingLogger, requireTool, startTestRegistry, tempDir } from '../helpers/registry.js';
 import { expectError, req } from '../helpers/http.js';
 import { hostOf, skopeo } from '../helpers/skopeo.js';
 import { type Image, image, imageBlobs, sha256, writeLayout } from '../helpers/ociLayout.js';
@@ -185,5 +186,89 @@ describe('auth: token', function () {
     const token = await ts.sign([{ type: 'repository', name: 'allowed/img', actions: ['pull'] }]);
     await pushImageWith(r.url, 'allowed/img2', image(1), 'v1', bearer(await ts.sign([{ type: 'repository', name: 'allowed/img2', actions: ['pull', 'push'] }])));
     await expectError(req(r.url, 'GET', '/v2/allowed/img2/manifests/v1', undefined, bearer(token)), 401, 'UNAUTHORIZED');
+  });
+});
+
+describe('auth: distribution\'s other behaviours', function () {
+  this.timeout(60000);
+  let dir: string;
+  before(async () => { dir = await tempDir('auth-more-'); });
+  after(async () => { if (dir) await rm(dir, { recursive: true, force: true }); });
+
+  it('htpasswd: a missing file is created with user docker and a generated password, logged once', async () => {
+    const file = join(dir, 'sub', 'htpasswd');
+    const cap = capturingLogger('info');
+    const r = await startTestRegistry(`auth:\n  htpasswd:\n    realm: r\n    path: ${file}\n`, { driver: 'inmemory', log: cap.log });
+    try {
+      const created = cap.records.filter((x) => String(x.msg).includes('htpasswd file was missing'));
+      expect(created).to.have.length(1);
+      expect(created[0]).to.include({ user: 'docker', path: file });
+      const password = String(created[0].password);
+      expect(password).to.match(/^[A-Za-z0-9_-]{40,}$/);
+      expect((await readFile(file, 'utf8'))).to.match(/^docker:\$2[aby]\$/);
+      expect((await stat(file)).mode & 0o777).to.equal(0o600);
+      expect((await req(r.url, 'GET', '/v2/', undefined, basic('docker', password))).status).to.equal(200);
+      await expectError(req(r.url, 'GET', '/v2/', undefined, basic('docker', 'guess')), 401, 'UNAUTHORIZED');
+    } finally {
+      await r.stop();
+    }
+    // A second start finds the file: nothing is created or logged.
+    const cap2 = capturingLogger('info');
+    const again = await startTestRegistry(`auth:\n  htpasswd:\n    realm: r\n    path: ${file}\n`, { driver: 'inmemory', log: cap2.log });
+    await again.stop();
+    expect(cap2.records.filter((x) => String(x.msg).includes('htpasswd file was missing'))).to.have.length(0);
+  });
+
+  it('htpasswd: a path that cannot be read is logged as an error, and every request is refused with 401', async () => {
+    // Debian's and distribution's example configs point path at a directory.
+    const cap = capturingLogger('info');
+    const r = await startTestRegistry(`auth:\n  htpasswd:\n    realm: r\n    path: ${dir}\n`, { driver: 'inmemory', log: cap.log });
+    try {
+      expect(cap.records.some((x) => x.level === 'error' && String(x.msg).includes('htpasswd file cannot be read'))).to.equal(true);
+      for (const headers of [{}, basic('docker', 'x')]) {
+        const res = await expectError(req(r.url, 'GET', '/v2/x/tags/list', undefined, headers), 401, 'UNAUTHORIZED');
+        expect(res.headers.get('www-authenticate')).to.equal('Basic realm="r"');
+      }
+    } finally {
+      await r.stop();
+    }
+  });
+
+  it('silly: any Authorization header passes; without one, a Bearer challenge with realm, service and scope', async () => {
+    const r = await startTestRegistry('auth:\n  silly:\n    realm: silly-realm\n    service: silly-service\n', { driver: 'inmemory' });
+    try {
+      const res = await expectError(req(r.url, 'GET', '/v2/some/repo/tags/list'), 401, 'UNAUTHORIZED');
+      expect(res.headers.get('www-authenticate')).to.equal('Bearer realm="silly-realm",service="silly-service",scope="repository:some/repo:pull"');
+      const data = randomBytes(100);
+      expect((await req(r.url, 'POST', `/v2/some/repo/blobs/uploads/?digest=${sha256(data)}`, data, { Authorization: 'anything' })).status).to.equal(201);
+    } finally {
+      await r.stop();
+    }
+  });
+
+  it('token: autoredirect builds the realm from the request, and signingalgorithms limits the accepted algorithms', async function () {
+    if (!requireTool(this, 'openssl')) return;
+    const ts = await startTokenServer(dir, (_u, _t, _n, actions) => actions);
+    const section = (extra: string) => `auth:\n  token:\n    service: ${ts.service}\n    issuer: ${ts.issuer}\n    rootcertbundle: ${ts.certFile}\n${extra}`;
+    const auto = await startTestRegistry(section('    autoredirect: true\n    autoredirectpath: /jwt/auth\n'), { driver: 'inmemory' });
+    const only = await startTestRegistry(section(`    realm: ${ts.realm}\n    signingalgorithms: [ES256]\n`), { driver: 'inmemory' });
+    try {
+      // fetch cannot set Host: a raw request can.
+      const challenge = (path: string, headers: Record<string, string>) => new Promise<string>((resolve, reject) => {
+        const u = new URL(auto.url);
+        http.get({ host: u.hostname, port: u.port, path, headers }, (res) => { res.resume(); resolve(String(res.headers['www-authenticate'])); }).on('error', reject);
+      });
+      expect(await challenge('/v2/a/b/tags/list', { Host: 'registry.example.com', 'X-Forwarded-Proto': 'http' }))
+        .to.equal(`Bearer realm="http://registry.example.com/jwt/auth",service="${ts.service}",scope="repository:a/b:pull"`);
+      expect(await challenge('/v2/', { Host: 'registry.example.com' })).to.include('realm="https://registry.example.com/jwt/auth"');
+      // The token server signs RS256: with only ES256 allowed, its tokens are refused.
+      const token = await ts.sign([{ type: 'repository', name: 'a/b', actions: ['pull'] }]);
+      expect((await req(auto.url, 'GET', '/v2/a/b/tags/list', undefined, bearer(token))).status).to.equal(404);
+      await expectError(req(only.url, 'GET', '/v2/a/b/tags/list', undefined, bearer(token)), 401, 'UNAUTHORIZED');
+    } finally {
+      await auto.stop();
+      await only.stop();
+      await ts.stop();
+    }
   });
 });

@@ -248,6 +248,27 @@ describe('hardening: inputs that once crashed, answered 5xx or lost a push', fun
       expect((await req(u, 'GET', '/v2/crash/left/manifests/good')).status).to.equal(200);
     });
 
+    it('garbage-collect keeps a blob an upload or mount just linked, even when its bytes are old', async () => {
+      const data = randomBytes(3000);
+      const d = sha256(data);
+      await pushBlob(u, 'gc/young', data, d);
+      const hex = d.slice(7);
+      const dataFile = join(r.root!, V2, 'blobs/sha256', hex.slice(0, 2), hex, 'data');
+      const link = join(r.root!, V2, 'repositories/gc/young/_layers/sha256', hex, 'link');
+      const past = new Date(Date.now() - 2 * 3600e3);
+      // An old copy of the bytes (pushed long ago, unreferenced), linked again just now.
+      await utimes(dataFile, past, past);
+      const registry = new Registry(createDriver('filesystem', { rootdirectory: r.root! }), new NoopDescriptorCache(), {});
+      let sum = await garbageCollect(registry, {}, { dryRun: false, deleteUntagged: false, graceMs: 3600e3 });
+      expect(sum.blobsDeleted).to.not.include(d);
+      expect((await req(u, 'GET', `/v2/gc/young/blobs/${d}`)).status).to.equal(200);
+      // Once the link is old too, nothing protects it.
+      await utimes(link, past, past);
+      sum = await garbageCollect(registry, {}, { dryRun: false, deleteUntagged: false, graceMs: 3600e3 });
+      expect(sum.blobsDeleted).to.include(d);
+      expect(sum.layerLinksDeleted).to.be.at.least(1);
+    });
+
     it('answers small protocol faults with the right 4xx', async () => {
       const d = sha256(Buffer.from('x'));
       const uploads = join(r.root!, V2, 'repositories/faults/one/_uploads');

@@ -1,0 +1,114 @@
+// The s3 driver's request budget and bounds, counted by a proxy in front of
+// s3rver: a 3-layer skopeo pull with cold caches costs at most 10 storage
+// requests with redirects off (the blob GET's own headers give the size: no
+// LIST first) and at most 10 with redirects on, the clients' presigned GETs
+// included; maxrequestspersecond really bounds the rate; usefipsendpoint
+// reaches the SDK.
+import { expect } from 'chai';
+import { rm, writeFile } from 'node:fs/promises';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { type ChildRegistry, requireTool, spawnRegistry, startTestRegistry, tempDir } from '../helpers/registry.js';
+import { type S3rver, S3RVER_KEY, S3RVER_SECRET, startS3rver } from '../helpers/s3rver.js';
+import { pushBlob, req } from '../helpers/http.js';
+import { image, imageBlobs, writeLayout } from '../helpers/ociLayout.js';
+import { skopeo } from '../helpers/skopeo.js';
+import { startStorageProxy } from '../helpers/storageProxy.js';
+import { createDriver } from '../../drivers/factory.js';
+import type { S3Driver } from '../../drivers/s3/driver.js';
+import type { Base } from '../../drivers/base.js';
+
+const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+const show = (m: Map<string, number>) => [...m.entries()].map(([k, v]) => `${v} ${k}`).join(', ');
+
+describe('storage: s3 request budget and bounds (s3rver)', function () {
+  this.timeout(180000);
+  let s3: S3rver;
+  let dir: string;
+  before(async function () {
+    requireTool(this, 'skopeo');
+    s3 = await startS3rver();
+    dir = await tempDir('s3-options-');
+  });
+  after(async () => {
+    await s3?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const storage = (endpoint: string, bucket: string, extra = '') => `  s3:\n    region: us-east-1\n    regionendpoint: ${endpoint}\n    bucket: ${bucket}\n    accesskey: ${S3RVER_KEY}\n    secretkey: ${S3RVER_SECRET}\n    rootdirectory: /reg\n${extra}`;
+
+  it('a cold 3-layer pull costs at most 10 storage requests, redirects off or on', async () => {
+    const bucket = await s3.bucket();
+    const proxy = await startStorageProxy(s3.endpoint, (m, u) => (m === 'GET' && u.searchParams.has('list-type') ? 'LIST' : m));
+    const img = image(3, 'amd64', 200_000);
+    await writeLayout(join(dir, 'img'), img.manifest, imageBlobs(img), 'v1');
+    const cfg = async (redirectOff: boolean) => {
+      const f = join(dir, `reg-${redirectOff}.yml`);
+      await writeFile(f, `version: 0.1\nlog:\n  level: error\nstorage:\n${storage(proxy.url, bucket)}  cache:\n    blobdescriptor: inmemory\n  redirect:\n    disable: ${redirectOff}\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  secret: s\n`);
+      return f;
+    };
+    let reg: ChildRegistry = await spawnRegistry(await cfg(true));
+    try {
+      await skopeo('copy', `oci:${join(dir, 'img')}:v1`, `docker://${new URL(reg.url).host}/budget/img:v1`);
+    } finally { await reg.stop(); }
+    for (const redirectOff of [true, false]) {
+      reg = await spawnRegistry(await cfg(redirectOff));
+      try {
+        proxy.take();
+        await skopeo('copy', `docker://${new URL(reg.url).host}/budget/img:v1`, `oci:${join(dir, `out-${redirectOff}`)}:v1`);
+        const c = proxy.take();
+        const n = total(c.registry) + total(c.client);
+        expect(n, `redirects ${redirectOff ? 'off' : 'on'}: registry ${show(c.registry)}; clients ${show(c.client)}`).to.be.at.most(10);
+        if (redirectOff) expect(c.registry.get('LIST') ?? 0, show(c.registry)).to.equal(0);
+        else expect(total(c.client), 'the clients fetched the layers from presigned URLs').to.equal(4);
+      } finally { await reg.stop(); }
+    }
+    await proxy.close();
+  });
+
+  it('maxrequestspersecond bounds the request rate, retries included', async () => {
+    const bucket = await s3.bucket();
+    // Timestamps of every request that reaches the store.
+    const stamps: number[] = [];
+    const t = new URL(s3.endpoint);
+    const agent = new http.Agent({ keepAlive: true });
+    const gate = http.createServer((q, s) => {
+      stamps.push(performance.now());
+      const up = http.request({ host: t.hostname, port: t.port, method: q.method, path: q.url, headers: q.headers, agent }, (ur) => { s.writeHead(ur.statusCode!, ur.headers); ur.pipe(s); });
+      up.on('error', () => s.destroy());
+      q.pipe(up);
+    });
+    await new Promise<void>((ok) => gate.listen(0, '127.0.0.1', ok));
+    const endpoint = `http://127.0.0.1:${(gate.address() as AddressInfo).port}`;
+    const rate = 20;
+    const r = await startTestRegistry('', { storageYaml: `${storage(endpoint, bucket, `    maxrequestspersecond: ${rate}\n`)}  redirect:\n    disable: true\n`, cache: undefined });
+    try {
+      const data = Buffer.from('rate');
+      await pushBlob(r.url, 'rate/app', data, `sha256:${(await import('node:crypto')).createHash('sha256').update(data).digest('hex')}`);
+      stamps.length = 0;
+      // 100 reads at once: far more than 20 a second.
+      const d = `sha256:${(await import('node:crypto')).createHash('sha256').update(data).digest('hex')}`;
+      await Promise.all(Array.from({ length: 100 }, () => req(r.url, 'GET', `/v2/rate/app/blobs/${d}`)));
+      // A token bucket of `rate` with a burst of `rate`: no second holds more than 2 x rate requests.
+      for (const s of stamps) {
+        const inWindow = stamps.filter((x) => x >= s && x < s + 1000).length;
+        expect(inWindow).to.be.at.most(2 * rate);
+      }
+      expect(stamps.length).to.be.above(2 * rate);
+      const driver = ((r.driver as Base).inner) as S3Driver;
+      expect(driver.limiter?.waited, 'requests waited for a token').to.be.above(0);
+    } finally {
+      await r.stop();
+      agent.destroy();
+      await new Promise((ok) => gate.close(ok));
+    }
+  });
+
+  it('usefipsendpoint reaches the SDK', async () => {
+    const d = (createDriver('s3', { region: 'us-east-1', bucket: 'b', usefipsendpoint: true }) as Base).inner as S3Driver;
+    expect(await d.client.config.useFipsEndpoint()).to.equal(true);
+    const e = (createDriver('s3', { region: 'us-east-1', bucket: 'b' }) as Base).inner as S3Driver;
+    expect(await e.client.config.useFipsEndpoint()).to.equal(false);
+  });
+});
