@@ -8,9 +8,10 @@ import { Command } from 'commander';
 import { type Config, loadConfig } from '../lib/config/config.js';
 import { ConfigError, warningText } from '../lib/config/schema.js';
 import { effectiveYAML } from '../lib/config/effective.js';
-import { tlsOptions } from '../lib/server.js';
+import { tlsOptions } from '../lib/listen.js';
 import { createLogger } from '../lib/log.js';
 import { startRegistry } from '../lib/server.js';
+import { startTracing, tracingRequested } from '../lib/tracing/tracing.js';
 import { createDriver } from '../drivers/factory.js';
 import { parseDuration } from '../lib/config/duration.js';
 import { type PurgeSummary, purgeUploads } from '../lib/storage/purgeUploads.js';
@@ -20,6 +21,7 @@ import { RedisDescriptorCache } from '../lib/cache/redisDescriptorCache.js';
 import { NoopDescriptorCache } from '../lib/cache/descriptorCache.js';
 import { Registry } from '../lib/storage/registry.js';
 import { type GCSummary, garbageCollect } from '../lib/storage/garbageCollect.js';
+import { RegistryMetrics, writeTextfile } from '../lib/metrics/metrics.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -47,7 +49,7 @@ program.command('serve')
   .argument('[config]', 'configuration file (else REGISTRY_CONFIGURATION_PATH)')
   .action(async (file?: string) => {
     const config = configOrExit(file);
-    const log = createLogger(config.log);
+    const log = createLogger(config.log, process.stderr, tracingRequested());
     logWarnings(config, log);
     // Last resort: a fault no handler caught is logged and the process goes
     // on serving; no input may end it. Each such line is a bug to fix.
@@ -57,8 +59,11 @@ program.command('serve')
       log.info('node was started without --initial-old-space-size (the registry command sets 64): pushes run about a third slower (docs/performance.md)');
     }
     let running;
+    let tracing;
     try {
-      running = await startRegistry(config, log);
+      tracing = await startTracing(pkg.version);
+      if (tracing) log.info('tracing on (OTEL_* environment variables)');
+      running = await startRegistry(config, log, { version: pkg.version });
     } catch (e) {
       console.error(e instanceof ConfigError ? e.message : `registry: ${(e as Error).message}`);
       process.exit(1);
@@ -68,7 +73,7 @@ program.command('serve')
       if (stopping) return;
       stopping = true;
       log.info({ signal: sig }, 'draining in-flight requests');
-      running.close().then(() => { log.info('stopped'); process.exit(0); });
+      running.close().then(() => tracing?.shutdown()).catch(() => {}).then(() => { log.info('stopped'); process.exit(0); });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
@@ -110,7 +115,8 @@ program.command('purge-uploads')
   .argument('[config]', 'configuration file (else REGISTRY_CONFIGURATION_PATH)')
   .option('--older-than <duration>', 'age, such as 168h or 30m (default: storage.maintenance.uploadpurging.age, 168h)')
   .option('--dry-run', 'report what would be removed, remove nothing')
-  .action(async (file: string | undefined, opts: { olderThan?: string; dryRun?: boolean }) => {
+  .option('--metrics-file <path>', 'write the run\'s metrics there, in node-exporter\'s textfile format (for cron jobs)')
+  .action(async (file: string | undefined, opts: { olderThan?: string; dryRun?: boolean; metricsFile?: string }) => {
     const config = configOrExit(file);
     const olderThanMs = opts.olderThan === undefined ? config.storage.uploadPurging.ageMs : parseDuration(opts.olderThan);
     if (olderThanMs === null) {
@@ -152,6 +158,7 @@ program.command('purge-uploads')
     } else {
       await purge();
     }
+    await recordRun(opts.metricsFile, 'purge-uploads', summary !== undefined && summary.errors === 0, started, { uploads: opts.dryRun ? 0 : summary?.purged ?? 0 }, opts.dryRun ? 0 : summary?.bytes ?? 0);
     if (!summary) process.exit(1);
     if (tty) process.stderr.write('\r\x1b[K');
     const verb = opts.dryRun ? 'would purge' : 'purged';
@@ -167,7 +174,8 @@ program.command('garbage-collect')
   .option('--grace <duration>', 'keep blobs and links younger than this (uploads in flight)', '1h')
   .option('--settle <duration>', 'with Redis: wait this long after taking the lock, for writes already past the gate', '10s')
   .option('--offline', 'without Redis: confirm that no registry serves writes on this storage (stopped or read-only)')
-  .action(async (file: string | undefined, opts: { dryRun?: boolean; deleteUntagged?: boolean; grace: string; settle: string; offline?: boolean }) => {
+  .option('--metrics-file <path>', 'write the run\'s metrics there, in node-exporter\'s textfile format (for cron jobs)')
+  .action(async (file: string | undefined, opts: { dryRun?: boolean; deleteUntagged?: boolean; grace: string; settle: string; offline?: boolean; metricsFile?: string }) => {
     const config = configOrExit(file);
     const graceMs = parseDuration(opts.grace);
     const settleMs = parseDuration(opts.settle);
@@ -227,10 +235,16 @@ program.command('garbage-collect')
     } catch (e) {
       if (tty) process.stderr.write('\r\x1b[K');
       console.error(`registry garbage-collect: ${(e as Error).message}`);
+      await recordRun(opts.metricsFile, 'garbage-collect', false, started, {}, 0);
       process.exit(1);
     } finally {
       redis?.disconnect();
     }
+    const freed: Record<string, number> = dryRun ? {} : {
+      blobs: summary.blobsDeleted.length, manifests: summary.manifestsDeleted.length, layer_links: summary.layerLinksDeleted,
+      tag_folders: summary.tagFoldersDeleted, stray_files: summary.straysDeleted,
+    };
+    await recordRun(opts.metricsFile, 'garbage-collect', true, started, freed, dryRun ? 0 : summary.bytesFreed);
     if (tty) process.stderr.write('\r\x1b[K');
     const verb = dryRun ? 'would delete' : 'deleted';
     console.log(`\n${summary.repositories} repositories, ${summary.manifestsMarked} manifests and ${summary.blobsMarked} blobs marked; `
@@ -239,6 +253,18 @@ program.command('garbage-collect')
       + `kept ${summary.youngKept} unreferenced blobs younger than ${opts.grace}; ${((Date.now() - started) / 1000).toFixed(1)}s`);
     process.exit(0);
   });
+
+/** --metrics-file: the run as metrics, in the textfile collector's format. */
+async function recordRun(file: string | undefined, task: 'garbage-collect' | 'purge-uploads', ok: boolean, started: number, deleted: Record<string, number>, bytes: number): Promise<void> {
+  if (!file) return;
+  const m = new RegistryMetrics(0, false);
+  m.maintenance(task, ok, (Date.now() - started) / 1000, deleted, bytes);
+  try {
+    await writeTextfile(m, file);
+  } catch (e) {
+    console.error(`registry ${task}: cannot write --metrics-file ${file}: ${(e as Error).message}`);
+  }
+}
 
 function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

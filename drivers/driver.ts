@@ -83,6 +83,12 @@ export interface StorageDriver {
   sendTo?(ctx: DriverContext, path: string, offset: number, length: number, dest: NodeJS.WritableStream): Promise<void>;
 }
 
+/** Told of what a cloud SDK does behind a call: a retry, an answer that asks to slow down (metrics). */
+export interface DriverObserver {
+  retry(): void;
+  throttled(): void;
+}
+
 export class StorageDriverError extends Error {
   constructor(message: string, public readonly driver: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -1,6 +1,6 @@
 // Builds a driver from the config's storage section.
 import { Base } from './base.js';
-import type { StorageDriver } from './driver.js';
+import type { DriverObserver, StorageDriver } from './driver.js';
 import { FilesystemDriver } from './filesystem/driver.js';
 import { InMemoryDriver } from './inmemory/driver.js';
 import { AzureDriver } from './azure/driver.js';
@@ -51,7 +51,7 @@ const S3_KEYS = ['region', 'regionendpoint', 'forcepathstyle', 'bucket', 'rootdi
   'usedualstack', 'accelerate', 'usefipsendpoint', 'maxrequestspersecond', 'maxretries'];
 const GiB5 = 5 * 1024 ** 3;
 
-function s3Driver(params: Record<string, unknown>, log?: Logger): S3Driver {
+function s3Driver(params: Record<string, unknown>, log?: Logger, observer?: DriverObserver): S3Driver {
   checkKeys(params, 's3', S3_KEYS);
   const accesskey = str(params, 'accesskey', 's3', false);
   const secretkey = str(params, 'secretkey', 's3', false);
@@ -85,14 +85,14 @@ function s3Driver(params: Record<string, unknown>, log?: Logger): S3Driver {
     usefipsendpoint: bool(params, 'usefipsendpoint', 's3'),
     maxrequestspersecond: int(params, 'maxrequestspersecond', 's3', 0, 1_000_000),
     maxretries: int(params, 'maxretries', 's3', 0, 100),
-    log,
+    log, observer,
   });
 }
 
 const GCS_KEYS = ['bucket', 'keyfile', 'credentials', 'rootdirectory', 'chunksize', 'endpoint', 'maxretries', 'useragent', 'maxconcurrency'];
 const GCS_CHUNK = 256 << 10;
 
-function gcsDriver(params: Record<string, unknown>, log?: Logger): GcsDriver {
+function gcsDriver(params: Record<string, unknown>, log?: Logger, observer?: DriverObserver): GcsDriver {
   checkKeys(params, 'gcs', GCS_KEYS);
   const keyfile = str(params, 'keyfile', 'gcs', false);
   const credentials = params.credentials;
@@ -111,7 +111,7 @@ function gcsDriver(params: Record<string, unknown>, log?: Logger): GcsDriver {
     endpoint: str(params, 'endpoint', 'gcs', false),
     maxretries: int(params, 'maxretries', 'gcs', 0, 100),
     useragent: str(params, 'useragent', 'gcs', false),
-    log,
+    log, observer,
   });
 }
 
@@ -128,7 +128,7 @@ function durationMs(params: Record<string, unknown>, key: string, driver: string
   return Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as Record<string, number>)[m[2]];
 }
 
-function azureDriver(params: Record<string, unknown>, log?: Logger): AzureDriver {
+function azureDriver(params: Record<string, unknown>, log?: Logger, observer?: DriverObserver): AzureDriver {
   checkKeys(params, 'azure', AZURE_KEYS);
   const creds = params.credentials;
   if (creds !== undefined && (typeof creds !== 'object' || creds === null || Array.isArray(creds))) throw new Error('storage.azure.credentials must be a map (type, clientid, tenantid, secret)');
@@ -156,11 +156,12 @@ function azureDriver(params: Record<string, unknown>, log?: Logger): AzureDriver
     skipverify: bool(params, 'skipverify', 'azure'),
     copyPollDelayMs: durationMs(params, 'copy_status_poll_delay', 'azure'),
     copyPollMaxRetry: int(params, 'copy_status_poll_max_retry', 'azure', 0, 10_000),
-    log,
+    log, observer,
   });
 }
 
-export function createDriver(name: string, params: Record<string, unknown>, log?: Logger): StorageDriver {
+/** observer: told of SDK retries and throttling (the cloud drivers), for metrics. */
+export function createDriver(name: string, params: Record<string, unknown>, log?: Logger, observer?: DriverObserver): StorageDriver {
   switch (name) {
     case 'inmemory':
       return new Base(new InMemoryDriver());
@@ -173,12 +174,12 @@ export function createDriver(name: string, params: Record<string, unknown>, log?
       return new Base(new FilesystemDriver({ rootdirectory: root }), { maxConcurrency: maxthreads });
     }
     case 's3':
-      return new Base(s3Driver(params, log));
+      return new Base(s3Driver(params, log, observer));
     case 'gcs':
       // distribution bounds GCS calls at 50 at once unless told otherwise.
-      return new Base(gcsDriver(params, log), { maxConcurrency: int(params, 'maxconcurrency', 'gcs', 1, 10_000) ?? 50 });
+      return new Base(gcsDriver(params, log, observer), { maxConcurrency: int(params, 'maxconcurrency', 'gcs', 1, 10_000) ?? 50 });
     case 'azure':
-      return new Base(azureDriver(params, log));
+      return new Base(azureDriver(params, log, observer));
     default:
       throw new Error(`storage driver "${name}" is not supported (supported: ${DRIVER_NAMES.join(', ')})`);
   }

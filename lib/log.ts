@@ -6,6 +6,7 @@
 import { Writable } from 'node:stream';
 import { pino, type Logger, type LoggerOptions } from 'pino';
 import type { Config } from './config/config.js';
+import { traceFields } from './tracing/tracing.js';
 
 function textStream(out: NodeJS.WritableStream): Writable {
   return new Writable({
@@ -25,7 +26,8 @@ function textStream(out: NodeJS.WritableStream): Writable {
   });
 }
 
-export function createLogger(cfg: Config['log'], out: NodeJS.WritableStream = process.stderr): Logger {
+/** traceIds: add the active span's trace_id and span_id to each record (tracing on). */
+export function createLogger(cfg: Config['log'], out: NodeJS.WritableStream = process.stderr, traceIds = false): Logger {
   const logstash = cfg.formatter === 'logstash';
   const opts: LoggerOptions = {
     level: cfg.level,
@@ -34,6 +36,7 @@ export function createLogger(cfg: Config['log'], out: NodeJS.WritableStream = pr
     // RFC 3339 with milliseconds, as logrus writes with distribution's RFC3339Nano format.
     timestamp: () => `,"${logstash ? '@timestamp' : 'time'}":"${new Date().toISOString()}"`,
     formatters: { level: (label) => ({ level: label }) },
+    ...(traceIds ? { mixin: traceFields } : {}),
   };
   return cfg.formatter === 'text' ? pino(opts, textStream(out)) : pino(opts, out as Writable);
 }

@@ -1,18 +1,16 @@
 // Builds a running registry from a Config: driver, cache, storage, HTTP.
-import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { createDriver } from '../drivers/factory.js';
 import type { StorageDriver } from '../drivers/driver.js';
 import { createApp } from './api/app.js';
 import { BodyRateGuard } from './api/bodyRate.js';
 import { type BlobDescriptorCache, MemoryDescriptorCache, NoopDescriptorCache } from './cache/descriptorCache.js';
-import type { Config, TLSConfig } from './config/config.js';
+import type { Config } from './config/config.js';
+import { enforceClientAuth, parseAddr, tlsOptions } from './listen.js';
 import { ConfigError } from './config/schema.js';
-import { nodeVersion } from './config/tls.js';
 import { Registry } from './storage/registry.js';
 import { createRedis, type RedisClient } from './cache/redisClient.js';
 import { GC_LOCK, RedisLocker, holdRedisLock, uploadLockKey } from './cache/redisLock.js';
@@ -23,29 +21,33 @@ import { TokenController } from './auth/token.js';
 import { RedisDescriptorCache } from './cache/redisDescriptorCache.js';
 import { UploadPurger } from './storage/uploadPurger.js';
 import { applyStorageMiddleware } from './middleware/storageMiddleware.js';
+import type { App } from './api/context.js';
+import { type DebugServer, startDebugServer } from './debug/debugServer.js';
+import { HealthChecks } from './health/checks.js';
+import { InstrumentedCache } from './metrics/instrumentedCache.js';
+import { InstrumentedDriver } from './metrics/instrumentedDriver.js';
+import { instrumentRedis } from './metrics/instrumentedRedis.js';
+import { RegistryMetrics } from './metrics/metrics.js';
+import { tracer } from './tracing/tracing.js';
 
 export interface RunningRegistry {
   server: http.Server;
   registry: Registry;
   driver: StorageDriver;
+  app: App;
+  /** The debug listener (http.debug), when configured. */
+  debug?: DebugServer;
   /** http://host:port of the listener (tcp only). */
   url: string;
   close(): Promise<void>;
 }
 
-export function parseAddr(addr: string): { host?: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
-  if (!m) throw new ConfigError('http.addr', `must be host:port or :port, got ${addr}`);
-  const host = m[1] ?? m[2];
-  return { host: host || undefined, port: Number(m[3]) };
-}
-
-function createCache(config: Config, log: Logger): { cache: BlobDescriptorCache; redis?: RedisClient } {
+function createCache(config: Config, log: Logger, metrics: RegistryMetrics | null): { cache: BlobDescriptorCache; redis?: RedisClient } {
   switch (config.storage.cache.blobdescriptor) {
     case 'inmemory': return { cache: new MemoryDescriptorCache(config.storage.cache.size) };
     case 'redis': {
       const redis = createRedis(config.redis ?? {});
-      return { cache: new RedisDescriptorCache(redis, log), redis };
+      return { cache: new RedisDescriptorCache(redis, log, metrics ? () => metrics.cacheErrors.inc() : undefined), redis };
     }
     default: return { cache: new NoopDescriptorCache() };
   }
@@ -67,48 +69,27 @@ function accessController(config: Config, log: Logger): AccessController | undef
   return undefined;
 }
 
-/** https.ServerOptions for http.tls: certificate, client CAs and clientauth, versions, cipher suites. */
-export function tlsOptions(t: TLSConfig, key = 'http.tls'): https.ServerOptions {
-  const read = (f: string, what: string) => {
-    try { return readFileSync(f); } catch (e) { throw new ConfigError(`${key}.${what}`, `cannot read ${f}: ${(e as Error).message}`); }
-  };
-  const opts: https.ServerOptions = {
-    cert: read(t.certificate, 'certificate'),
-    key: read(t.key, 'key'),
-    minVersion: nodeVersion(t.minimumtls),
-    ciphers: t.ciphers,
-    honorCipherOrder: true,
-  };
-  if (t.clientcas.length) {
-    opts.ca = t.clientcas.map((f) => read(f, 'clientcas'));
-    opts.requestCert = true;
-    // Only require-and-verify is enforced by OpenSSL itself; the rest are checked per connection.
-    opts.rejectUnauthorized = t.clientauth === 'require-and-verify-client-cert';
-  }
-  return opts;
+export interface StartOptions {
+  /** The version /debug/vars reports. */
+  version?: string;
+  /** The combined access log's destination (default stdout; null: none). */
+  accessLog?: NodeJS.WritableStream | null;
 }
 
-/** distribution 3's clientauth modes OpenSSL cannot express alone. */
-function enforceClientAuth(server: https.Server, mode: TLSConfig['clientauth'], log: Logger): void {
-  if (mode === 'require-and-verify-client-cert' || mode === 'request-client-cert') return;
-  server.on('secureConnection', (sock: TLSSocket) => {
-    const cert = sock.getPeerCertificate();
-    const has = cert && Object.keys(cert).length > 0;
-    const refuse = mode === 'require-any-client-cert' ? !has : has && !sock.authorized;
-    if (refuse) {
-      log.info({ remote: sock.remoteAddress, mode, reason: sock.authorizationError }, 'TLS client certificate refused');
-      sock.destroy();
-    }
-  });
-}
-
-export async function startRegistry(config: Config, log: Logger): Promise<RunningRegistry> {
+export async function startRegistry(config: Config, log: Logger, opts: StartOptions = {}): Promise<RunningRegistry> {
+  const metrics = config.http.debug?.prometheus.enabled ? new RegistryMetrics(config.http.debug.prometheus.repositoryLabels) : null;
+  const tr = tracer();
   let driver: StorageDriver;
+  const driverLabel = config.storage.driver === 's3' ? 's3aws' : config.storage.driver;
   try {
-    driver = createDriver(config.storage.driver, config.storage.params, log);
+    driver = createDriver(config.storage.driver, config.storage.params, log, metrics ? {
+      retry: () => metrics.storageRetries.get(driverLabel).inc(),
+      throttled: () => metrics.storageThrottled.get(driverLabel).inc(),
+    } : undefined);
   } catch (e) {
     throw new ConfigError(`storage.${config.storage.driver}`, (e as Error).message);
   }
+  if (metrics || tr) driver = new InstrumentedDriver(driver, metrics, tr);
   const middleware = applyStorageMiddleware(driver, config.middleware.storage, log);
   driver = middleware.driver;
   if (driver.init) {
@@ -123,21 +104,23 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   });
   const v = config.validation;
   const urlPolicy = v.enabled ? { allow: compile(v.urlsAllow, 'validation.manifests.urls.allow'), deny: compile(v.urlsDeny, 'validation.manifests.urls.deny') } : null;
-  const created = createCache(config, log);
-  const cache = created.cache;
+  const created = createCache(config, log, metrics);
+  const cache = metrics ? new InstrumentedCache(created.cache, metrics) : created.cache;
   // The redis section also coordinates the cluster (the purge lock), cache or not.
   let redis = created.redis;
   if (!redis && config.redis) redis = createRedis(config.redis);
+  if (redis) instrumentRedis(redis, metrics, tr);
   const registry = new Registry(driver, cache, {
     urlPolicy, maxManifestBytes: config.http.maxManifestBytes, tagConcurrency: config.storage.tagConcurrency,
     indexPlatforms: v.indexPlatforms, platformList: v.platformList,
     // A manifest PUT and a DELETE of its digest serialise across the cluster.
-    locks: redis ? new RedisLocker(redis, log) : undefined,
+    locks: redis ? new RedisLocker(redis, log, metrics ? (ms) => { metrics.lockWaits.inc(); metrics.lockWaitSeconds.observe(ms / 1000); } : undefined) : undefined,
   });
   const gcRedis = redis;
   const access = accessController(config, log);
-  const app = createApp(registry, config, log, {
-    access,
+  const health = HealthChecks.fromConfig(config.health, driver, log, metrics ?? undefined);
+  const { express: handler, app } = createApp(registry, config, log, {
+    access, metrics, tracer: tr, health: health.size ? health : undefined, accessLog: opts.accessLog,
     // Fail open: if Redis is unreachable, the collector cannot hold its lock
     // either, and it stops before its next deletion.
     gcActive: gcRedis ? async () => (await gcRedis.exists(GC_LOCK).catch(() => 0)) === 1 : undefined,
@@ -146,8 +129,8 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   });
   const common = { connectionsCheckingInterval: Math.min(1000, config.http.readTimeoutMs) };
   const server = config.http.tls
-    ? https.createServer({ ...common, ...tlsOptions(config.http.tls) }, app)
-    : http.createServer(common, app);
+    ? https.createServer({ ...common, ...tlsOptions(config.http.tls) }, handler)
+    : http.createServer(common, handler);
   if (config.http.tls && server instanceof https.Server) enforceClientAuth(server, config.http.tls.clientauth, log);
   // Slow clients cannot hold a connection forever: headers within
   // http.timeout.read, keep-alive idle at most http.timeout.idle, a request
@@ -163,18 +146,27 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
       socket.destroy();
     });
   }
-  const bodyRate = new BodyRateGuard(config.http.minBodyRate, config.http.minBodyRateGraceMs, log);
+  const bodyRate = new BodyRateGuard(config.http.minBodyRate, config.http.minBodyRateGraceMs, log, metrics ? () => metrics.bodyRateCuts.inc() : undefined);
   server.on('request', (req: http.IncomingMessage) => {
     if (req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined) bodyRate.watch(req);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    if (config.http.net === 'unix') server.listen(config.http.addr, resolve);
-    else {
-      const { host, port } = parseAddr(config.http.addr);
-      server.listen(port, host, resolve);
-    }
-  });
+  health.start();
+  let debug: DebugServer | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      if (config.http.net === 'unix') server.listen(config.http.addr, resolve);
+      else {
+        const { host, port } = parseAddr(config.http.addr);
+        server.listen(port, host, resolve);
+      }
+    });
+    if (config.http.debug) debug = await startDebugServer(config.http.debug, { app, version: opts.version ?? 'unknown', redis }, log);
+  } catch (e) {
+    health.stop();
+    server.close();
+    throw e;
+  }
   const a = server.address();
   const url = typeof a === 'object' && a
     ? `${config.http.tls ? 'https' : 'http'}://${(a as AddressInfo).family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
@@ -182,15 +174,18 @@ export async function startRegistry(config: Config, log: Logger): Promise<Runnin
   log.info({ addr: url, storage: config.storage.driver }, 'listening');
   const up = config.storage.uploadPurging;
   const purger = up.enabled && !config.storage.readOnly
-    ? new UploadPurger(driver, { ageMs: up.ageMs, intervalMs: up.intervalMs, dryRun: up.dryRun }, log, redis)
+    ? new UploadPurger(driver, { ageMs: up.ageMs, intervalMs: up.intervalMs, dryRun: up.dryRun }, log, redis,
+      metrics ? (ok, secs, sum) => metrics.maintenance('purge-uploads', ok, secs, { uploads: sum?.purged ?? 0 }, sum?.bytes ?? 0) : undefined)
     : null;
   purger?.start();
   return {
-    server, registry, driver, url,
+    server, registry, driver, url, app, debug,
     close: () => new Promise<void>((resolve) => {
       void purger?.stop();
       bodyRate.stop();
       middleware.stop();
+      health.stop();
+      void debug?.close();
       // Connections that finish their request while draining close at once.
       const idle = setInterval(() => server.closeIdleConnections(), 50);
       server.close(() => { clearInterval(idle); redis?.disconnect(); resolve(); });

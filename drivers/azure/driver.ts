@@ -11,7 +11,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Logger } from 'pino';
 import { Readable } from 'node:stream';
 import {
-  type DriverContext, type FileInfo, type FileWriter, type StorageDriver, type WalkResult,
+  type DriverContext, type DriverObserver, type FileInfo, type FileWriter, type StorageDriver, type WalkResult,
   InvalidOffsetError, PathNotFoundError, StorageDriverError,
 } from '../driver.js';
 import { KeyMapper, walkByList } from '../base.js';
@@ -42,6 +42,7 @@ export interface AzureParams {
   copyPollDelayMs?: number;
   copyPollMaxRetry?: number;
   log?: Logger;
+  observer?: DriverObserver;
 }
 
 /** Reads a connection string into an endpoint and a credential. */
@@ -68,6 +69,25 @@ export function parseConnectionString(cs: string): { url: string; credential: St
   const sas = kv.get('sharedaccesssignature');
   if (!sas) throw new Error('storage.azure.connectionstring has neither AccountKey nor SharedAccessSignature');
   return { url, credential: new AnonymousCredential(), sas: sas.replace(/^\?/, ''), accountname: account };
+}
+
+/** Counts each attempt's answer: a second attempt of one request is a retry;
+ *  503, 429 and ServerBusy ask to slow down. The SDK runs pipeline steps of a
+ *  factory named InjectorPolicyFactory after its retry policy, per attempt. */
+class InjectorPolicyFactory {
+  constructor(private readonly obs: DriverObserver) {}
+  create(next: { sendRequest(r: object): Promise<{ status: number; headers?: { get(n: string): string | undefined } }> }) {
+    const obs = this.obs;
+    return {
+      async sendRequest(request: { registryAttempts?: number }) {
+        request.registryAttempts = (request.registryAttempts ?? 0) + 1;
+        if (request.registryAttempts > 1) obs.retry();
+        const res = await next.sendRequest(request);
+        if (res.status === 503 || res.status === 429 || res.headers?.get('x-ms-error-code') === 'ServerBusy') obs.throttled();
+        return res;
+      },
+    };
+  }
 }
 
 /** skipverify: a pipeline step that sends requests through an agent that does not check certificates. */
@@ -118,6 +138,7 @@ export class AzureDriver implements StorageDriver {
     }
     const pipeline = newPipeline(cred, { retryOptions: { maxTries: (params.maxretries ?? 3) + 1, ...(params.retrydelayMs ? { retryDelayInMs: params.retrydelayMs } : {}) } });
     if (params.skipverify) (pipeline.factories as unknown[]).push(insecureAgentFactory());
+    if (params.observer) (pipeline.factories as unknown[]).push(new InjectorPolicyFactory(params.observer));
     this.service = new BlobServiceClient(url, pipeline);
     this.container = this.service.getContainerClient(params.container);
     this.keys = new KeyMapper(params.rootdirectory);

@@ -2,11 +2,11 @@
 // parameters (bucket, keyfile or credentials, rootdirectory, chunksize) and
 // `endpoint` for emulators and private endpoints. Keys are rootdirectory +
 // path; directories are prefixes. The SDK retries 429 and 5xx with backoff.
-import { type Bucket, type File, Storage } from '@google-cloud/storage';
+import { type Bucket, type File, RETRYABLE_ERR_FN_DEFAULT, Storage } from '@google-cloud/storage';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import {
-  type DriverContext, type FileInfo, type FileWriter, type StorageDriver, type WalkResult,
+  type DriverContext, type DriverObserver, type FileInfo, type FileWriter, type StorageDriver, type WalkResult,
   InvalidOffsetError, PathNotFoundError, StorageDriverError,
 } from '../driver.js';
 import { AFTER_ALL, KeyMapper, flatWalk } from '../base.js';
@@ -28,6 +28,7 @@ export interface GcsParams {
   /** Added to the SDK's User-Agent. */
   useragent?: string;
   log?: Logger;
+  observer?: DriverObserver;
 }
 
 const code = (e: unknown) => (e as { code?: number })?.code;
@@ -51,7 +52,18 @@ export class GcsDriver implements StorageDriver {
       // guarded by preconditions, and the registry re-checks what it commits.
       // The SDK's default waits up to 64 s between tries (10 minutes in all):
       // a registry request would hang that long. 1+2+4+8 s is enough for throttling.
-      retryOptions: { autoRetry: true, maxRetries: p.maxretries ?? 4, maxRetryDelay: 8, totalTimeout: 60, idempotencyStrategy: 0 /* RetryAlways */ },
+      retryOptions: {
+        autoRetry: true, maxRetries: p.maxretries ?? 4, maxRetryDelay: 8, totalTimeout: 60, idempotencyStrategy: 0 /* RetryAlways */,
+        // The SDK's own decision, told to the metrics.
+        retryableErrorFn: (e) => {
+          const retry = RETRYABLE_ERR_FN_DEFAULT(e);
+          if (p.observer) {
+            if (e?.code === 429 || e?.code === 503) p.observer.throttled();
+            if (retry) p.observer.retry();
+          }
+          return retry;
+        },
+      },
     });
     this.bucket = storage.bucket(p.bucket);
     this.keys = new KeyMapper(p.rootdirectory);

@@ -12,7 +12,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import {
-  type DriverContext, type FileInfo, type FileWriter, type StorageDriver, type WalkResult,
+  type DriverContext, type DriverObserver, type FileInfo, type FileWriter, type StorageDriver, type WalkResult,
   InvalidOffsetError, PathNotFoundError, StorageDriverError,
 } from '../driver.js';
 import { AFTER_ALL, KeyMapper, flatWalk } from '../base.js';
@@ -52,6 +52,7 @@ export interface S3Params {
   /** Retries after the first attempt (the SDK's maxAttempts - 1). */
   maxretries?: number;
   log?: Logger;
+  observer?: DriverObserver;
 }
 
 const status = (e: unknown) => (e as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
@@ -104,6 +105,29 @@ export class S3Driver implements StorageDriver {
       const limiter = new RateLimiter(p.maxrequestspersecond);
       this.limiter = limiter;
       this.client.middlewareStack.add((next) => async (args) => { await limiter.take(); return next(args); }, { step: 'deserialize', name: 'registryRateLimit' });
+    }
+    const obs = p.observer;
+    if (obs) {
+      // Above the retry step: the attempts behind one call; below it: each answer that asks to slow down.
+      const attempts = (x: unknown) => (x as { $metadata?: { attempts?: number } })?.$metadata?.attempts ?? 1;
+      this.client.middlewareStack.add((next) => async (args) => {
+        try {
+          const out = await next(args);
+          for (let i = 1; i < attempts(out.output); i++) obs.retry();
+          return out;
+        } catch (e) {
+          for (let i = 1; i < attempts(e); i++) obs.retry();
+          throw e;
+        }
+      }, { step: 'initialize', name: 'registryRetryCount' });
+      this.client.middlewareStack.add((next) => async (args) => {
+        try {
+          return await next(args);
+        } catch (e) {
+          if (status(e) === 503 || status(e) === 429 || (e as Error)?.name === 'SlowDown') obs.throttled();
+          throw e;
+        }
+      }, { step: 'deserialize', name: 'registryThrottleCount' });
     }
     const objectOptions: ObjectOptions = { ContentType: 'application/octet-stream' };
     if (p.encrypt) {

@@ -5,13 +5,21 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import type { Registry } from '../storage/registry.js';
 import { KeyedMutex } from '../storage/locks.js';
-import { type App, remoteIP } from './context.js';
+import type { App } from './context.js';
+import { observeRequest } from './observe.js';
 import { sendError } from './errors.js';
 import { v2Router } from './router.js';
 import { err } from '../errors.js';
 import { randomSecret } from './uploadState.js';
 
-export function createApp(registry: Registry, config: Config, log: Logger, opts: Pick<App, 'gcActive' | 'access' | 'uploadLock'> = {}): express.Express {
+export interface AppOptions extends Partial<Pick<App, 'gcActive' | 'access' | 'uploadLock' | 'metrics' | 'tracer' | 'health'>> {
+  /** Where the combined-format access log goes (stdout, as distribution), or null for none. */
+  accessLog?: NodeJS.WritableStream | null;
+}
+
+export interface RegistryApp { express: express.Express; app: App }
+
+export function createApp(registry: Registry, config: Config, log: Logger, opts: AppOptions = {}): RegistryApp {
   let secret: Buffer;
   if (config.http.secret) {
     secret = Buffer.from(config.http.secret);
@@ -19,23 +27,25 @@ export function createApp(registry: Registry, config: Config, log: Logger, opts:
     secret = randomSecret();
     log.warn('http.secret is not set: generated a random one. Upload URLs from this process will be refused by every other registry process (BLOB_UPLOAD_INVALID). Behind a load balancer, give every node the same http.secret (or REGISTRY_HTTP_SECRET).');
   }
-  const app: App = { registry, config, log, uploadLocks: new KeyedMutex(), secret, gcActive: opts.gcActive, access: opts.access, uploadLock: opts.uploadLock };
+  const app: App = {
+    registry, config, log, uploadLocks: new KeyedMutex(), secret,
+    gcActive: opts.gcActive, access: opts.access, uploadLock: opts.uploadLock,
+    metrics: opts.metrics ?? null, tracer: opts.tracer ?? null, health: opts.health,
+    stats: { inFlight: 0, uploads: 0 },
+  };
+  const accessLog = config.log.accessLog ? (opts.accessLog === undefined ? process.stdout : opts.accessLog) : null;
   const e = express();
   e.disable('x-powered-by');
   e.disable('etag');
   e.set('query parser', 'simple');
+  e.use(observeRequest(app, accessLog));
   e.use((req, res, next) => {
     for (const [k, v] of Object.entries(config.http.headers)) res.setHeader(k, v);
-    if (config.log.accessLog) {
-      const start = process.hrtime.bigint();
-      res.on('finish', () => {
-        // The socket may be gone by now (a refused body, a client that left): read nothing from it.
-        log.info({
-          method: req.method, uri: req.originalUrl, status: res.statusCode,
-          ms: Number(process.hrtime.bigint() - start) / 1e6, remote: remoteIP(req),
-          ua: req.headers['user-agent'],
-        }, 'request');
-      });
+    // distribution's health.Handler: while a check fails, every API request is 503.
+    if (app.health && !app.health.healthy) {
+      res.setHeader('Retry-After', '10');
+      sendError(res, err('UNAVAILABLE', 'health check failed: please see /debug/health', app.health.failing(), 503), log, req.method);
+      return;
     }
     next();
   });
@@ -51,5 +61,5 @@ export function createApp(registry: Registry, config: Config, log: Logger, opts:
     const status = (e2 as { status?: number })?.status;
     sendError(res, status && status >= 400 && status < 500 ? err('UNSUPPORTED', (e2 as Error).message, undefined, status) : e2, log, req.method);
   });
-  return e;
+  return { express: e, app };
 }

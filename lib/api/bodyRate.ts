@@ -19,7 +19,7 @@ export class BodyRateGuard {
   /** Requests cut for being too slow (for metrics and tests). */
   cut = 0;
 
-  constructor(private readonly minRate: number, private readonly graceMs: number, private readonly log: Logger) {}
+  constructor(private readonly minRate: number, private readonly graceMs: number, private readonly log: Logger, private readonly onCut?: () => void) {}
 
   /** Watches a request's body until it ends or the request closes. */
   watch(req: IncomingMessage): void {
@@ -52,6 +52,7 @@ export class BodyRateGuard {
       if (waited < slots * TICK_MS) continue; // the server was busy part of the window
       if ((got * 1000) / waited >= this.minRate) continue;
       this.cut++;
+      this.onCut?.();
       this.log.info({ remote: sock.remoteAddress, method: w.req.method, url: w.req.url?.slice(0, 200), bytesPerSecond: Math.round((got * 1000) / waited) },
         `request body slower than http.limits.minbodyrate (${this.minRate} bytes/s): connection closed`);
       this.watched.delete(w);

@@ -6,6 +6,10 @@ import type { Config } from '../config/config.js';
 import type { Registry } from '../storage/registry.js';
 import type { KeyedMutex } from '../storage/locks.js';
 import type { AccessController } from '../auth/access.js';
+import type { Tracer } from '@opentelemetry/api';
+import type { HealthChecks } from '../health/checks.js';
+import type { RegistryMetrics } from '../metrics/metrics.js';
+import { requestId } from './observe.js';
 
 export interface App {
   registry: Registry;
@@ -20,6 +24,14 @@ export interface App {
   uploadLock?: (uuid: string) => Promise<{ release(): Promise<void> } | null>;
   /** auth: the access controller; none means everything is open. */
   access?: AccessController;
+  /** Prometheus metrics, when http.debug.prometheus is enabled. */
+  metrics: RegistryMetrics | null;
+  /** The tracer, when OTEL_* asks for traces. */
+  tracer: Tracer | null;
+  /** The health section's checks (none configured: always healthy). */
+  health?: HealthChecks;
+  /** Requests and upload requests being served now (/debug/vars). */
+  stats: { inFlight: number; uploads: number };
 }
 
 export interface Params {
@@ -42,10 +54,19 @@ export function remoteIP(req: Request): string {
   return req.socket?.remoteAddress ?? '';
 }
 
-/** The request's context for the storage layer, made once per request. */
+/** The request's context for the storage layer, made once per request; its
+ *  logger (made only if something logs) carries the request id. */
 export function driverContext(app: App, req: Request): DriverContext {
   const r = req as Request & { registryCtx?: DriverContext };
-  r.registryCtx ??= { log: app.log, requestId: (req.headers['x-request-id'] as string | undefined) ?? '', remoteIP: remoteIP(req) };
+  if (!r.registryCtx) {
+    const id = requestId(req);
+    let log: Logger | undefined;
+    r.registryCtx = {
+      requestId: id,
+      remoteIP: remoteIP(req),
+      get log() { log ??= app.log.child({ 'http.request.id': id }); return log; },
+    };
+  }
   return r.registryCtx;
 }
 

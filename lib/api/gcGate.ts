@@ -12,11 +12,15 @@ const POLL_MS = 250;
 
 export async function gcGate(app: App, res: Response): Promise<void> {
   if (!app.gcActive || !(await app.gcActive())) return;
-  const until = Date.now() + app.config.storage.gcWriteWaitMs;
+  const start = Date.now();
+  app.metrics?.gcGateHeld.inc();
+  const held = () => app.metrics?.gcGateHeldSeconds.observe((Date.now() - start) / 1000);
+  const until = start + app.config.storage.gcWriteWaitMs;
   while (Date.now() < until) {
     await new Promise((r) => setTimeout(r, Math.min(POLL_MS, Math.max(0, until - Date.now()))));
-    if (!(await app.gcActive())) return;
+    if (!(await app.gcActive())) { held(); return; }
   }
+  held();
   res.setHeader('Retry-After', '30');
   throw err('UNAVAILABLE', 'garbage collection is running: manifest pushes, blob commits and mounts wait for it, and it did not end in time; retry shortly');
 }

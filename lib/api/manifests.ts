@@ -64,8 +64,15 @@ export const putManifest: Handler = async (app, req, res, p) => {
   else if (validTag(ref)) target = { tag: ref };
   else throw err('TAG_INVALID', `invalid tag: ${ref.slice(0, 200)} (up to 128 of [A-Za-z0-9_.-], not starting with . or -)`, { tag: ref.slice(0, 200) });
   const content = await readBounded(req, app.config.http.maxManifestBytes, 'manifest');
+  res.locals.bodyBytes = content.length;
   const repo = app.registry.repository(p.name);
-  const m = await repo.manifests.put(ctx, content, req.headers['content-type'], target);
+  let m;
+  try {
+    m = await repo.manifests.put(ctx, content, req.headers['content-type'], target);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'DIGEST_INVALID' && target.digest) app.metrics?.digestFailures.get('manifest').inc();
+    throw e;
+  }
   res.setHeader('Location', urlFor(app, req, `/v2/${p.name}/manifests/${m.digest}`));
   res.setHeader('Docker-Content-Digest', m.digest);
   if (m.subject) res.setHeader('OCI-Subject', m.subject);

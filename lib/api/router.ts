@@ -15,6 +15,10 @@ interface Route {
   re: RegExp;
   keys: (keyof Params)[];
   kind: Parameters<typeof neededAccess>[1];
+  /** distribution's route name, as its metrics label it (blob-upload -> blob_upload). */
+  handler: string;
+  /** The route's template, for trace span names. */
+  template: string;
   methods: Record<string, Handler>;
 }
 
@@ -25,14 +29,14 @@ const base: Handler = async (_app, _req, res) => {
 };
 
 const routes: Route[] = [
-  { re: /^\/v2\/?$/, keys: [], kind: 'base', methods: { GET: base, HEAD: base } },
-  { re: /^\/v2\/_catalog\/?$/, keys: [], kind: 'catalog', methods: { GET: catalog } },
-  { re: /^\/v2\/(.+)\/tags\/list\/?$/, keys: ['name'], kind: 'tags', methods: { GET: listTags } },
-  { re: /^\/v2\/(.+)\/manifests\/([^/]+)$/, keys: ['name', 'reference'], kind: 'manifest', methods: { GET: getManifest, HEAD: getManifest, PUT: putManifest, DELETE: deleteManifest } },
-  { re: /^\/v2\/(.+)\/blobs\/uploads\/?$/, keys: ['name'], kind: 'upload', methods: { POST: startUpload } },
-  { re: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, keys: ['name', 'uuid'], kind: 'upload', methods: { GET: getUpload, PATCH: patchUpload, PUT: putUpload, DELETE: deleteUpload } },
-  { re: /^\/v2\/(.+)\/blobs\/([^/]+)$/, keys: ['name', 'digest'], kind: 'blob', methods: { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob } },
-  { re: /^\/v2\/(.+)\/referrers\/([^/]+)$/, keys: ['name', 'digest'], kind: 'referrers', methods: { GET: referrers } },
+  { re: /^\/v2\/?$/, keys: [], kind: 'base', handler: 'base', template: '/v2/', methods: { GET: base, HEAD: base } },
+  { re: /^\/v2\/_catalog\/?$/, keys: [], kind: 'catalog', handler: 'catalog', template: '/v2/_catalog', methods: { GET: catalog } },
+  { re: /^\/v2\/(.+)\/tags\/list\/?$/, keys: ['name'], kind: 'tags', handler: 'tags', template: '/v2/{name}/tags/list', methods: { GET: listTags } },
+  { re: /^\/v2\/(.+)\/manifests\/([^/]+)$/, keys: ['name', 'reference'], kind: 'manifest', handler: 'manifest', template: '/v2/{name}/manifests/{reference}', methods: { GET: getManifest, HEAD: getManifest, PUT: putManifest, DELETE: deleteManifest } },
+  { re: /^\/v2\/(.+)\/blobs\/uploads\/?$/, keys: ['name'], kind: 'upload', handler: 'blob_upload', template: '/v2/{name}/blobs/uploads/', methods: { POST: startUpload } },
+  { re: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/, keys: ['name', 'uuid'], kind: 'upload', handler: 'blob_upload_chunk', template: '/v2/{name}/blobs/uploads/{uuid}', methods: { GET: getUpload, PATCH: patchUpload, PUT: putUpload, DELETE: deleteUpload } },
+  { re: /^\/v2\/(.+)\/blobs\/([^/]+)$/, keys: ['name', 'digest'], kind: 'blob', handler: 'blob', template: '/v2/{name}/blobs/{digest}', methods: { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob } },
+  { re: /^\/v2\/(.+)\/referrers\/([^/]+)$/, keys: ['name', 'digest'], kind: 'referrers', handler: 'referrers', template: '/v2/{name}/referrers/{digest}', methods: { GET: referrers } },
 ];
 
 /** The client closed the connection (mid-body, or before the answer). A
@@ -43,7 +47,6 @@ function clientGone(req: Request, res: Response): boolean {
 }
 
 export function v2Router(app: App) {
-  let uploadsInFlight = 0;
   return (req: Request, res: Response, next: NextFunction): void => {
     if (!req.path.startsWith('/v2')) { next(); return; }
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
@@ -54,6 +57,11 @@ export function v2Router(app: App) {
       if (!m) continue;
       const params = {} as Params;
       r.keys.forEach((k, i) => { params[k] = m[i + 1]; });
+      res.locals.handler = r.handler;
+      res.locals.route = r.template;
+      if (params.name !== undefined) res.locals.repository = params.name;
+      const inFlight = app.metrics?.inFlight.get(r.handler);
+      if (inFlight) { inFlight.inc(); res.once('close', () => inFlight.dec()); }
       const run = async () => {
         if (params.name !== undefined && !validName(params.name)) {
           throw err('NAME_INVALID', `invalid repository name: ${params.name.slice(0, 300)}`, { name: params.name.slice(0, 300) });
@@ -74,12 +82,15 @@ export function v2Router(app: App) {
         }
         if (r.kind === 'upload' && req.method !== 'GET' && req.method !== 'DELETE' && app.config.http.maxUploads > 0) {
           // Bounded concurrent uploads per node: the rest are told to come back.
-          if (uploadsInFlight >= app.config.http.maxUploads) {
+          if (app.stats.uploads >= app.config.http.maxUploads) {
             res.setHeader('Retry-After', '5');
-            throw err('TOOMANYREQUESTS', `this node is taking ${uploadsInFlight} uploads at once (http.limits.maxuploads); retry shortly`);
+            throw err('TOOMANYREQUESTS', `this node is taking ${app.stats.uploads} uploads at once (http.limits.maxuploads); retry shortly`);
           }
-          uploadsInFlight++;
-          res.once('close', () => { uploadsInFlight--; });
+        }
+        if (r.kind === 'upload' && req.method !== 'GET' && req.method !== 'DELETE') {
+          app.stats.uploads++;
+          app.metrics?.uploadsInFlight.inc();
+          res.once('close', () => { app.stats.uploads--; app.metrics?.uploadsInFlight.dec(); });
         }
         await h(app, req, res, params);
       };

@@ -37,6 +37,19 @@ function sendUploadStatus(app: App, req: Request, res: Response, name: string, i
   res.status(status).end();
 }
 
+/** Commits an upload, counting the result (and a digest that did not match). */
+async function commit(app: App, req: Request, w: BlobWriter, dgst: string): Promise<void> {
+  try {
+    await w.commit(driverContext(app, req), dgst);
+    app.metrics?.uploadsCompleted.get('committed').inc();
+  } catch (e) {
+    const code = e instanceof RegistryError ? e.code : 'UNKNOWN';
+    app.metrics?.uploadsCompleted.get(code).inc();
+    if (code === 'DIGEST_INVALID') app.metrics?.digestFailures.get('blob').inc();
+    throw e;
+  }
+}
+
 function sendBlobCreated(app: App, req: Request, res: Response, name: string, dgst: string): void {
   res.setHeader('Location', urlFor(app, req, `/v2/${name}/blobs/${dgst}`));
   res.setHeader('Docker-Content-Digest', dgst);
@@ -80,8 +93,15 @@ async function takeBody(app: App, req: Request, w: BlobWriter, allowRange: boole
   }
   if (len === 0) return;
   const before = w.size();
-  // A chunked body (no Content-Length) is held to its Content-Range.
-  await w.write(ctx, range && len === undefined ? within(req, declared!) : req);
+  try {
+    // A chunked body (no Content-Length) is held to its Content-Range.
+    await w.write(ctx, range && len === undefined ? within(req, declared!) : req);
+  } finally {
+    // What was stored counts, even from a body cut short.
+    const stored = w.size() - before;
+    req.res!.locals.bodyBytes = stored;
+    app.metrics?.bytesPushed.inc(stored);
+  }
   const got = w.size() - before;
   if (declared !== undefined && got !== declared) {
     throw err('SIZE_INVALID', `received ${got} bytes, ${len !== undefined ? 'Content-Length' : 'Content-Range'} said ${declared}`);
@@ -127,7 +147,7 @@ export const startUpload: Handler = async (app, req, res, p) => {
     const w = await repo.uploads.create(ctx);
     try {
       await takeBody(app, req, w, false);
-      await w.commit(ctx, digest);
+      await commit(app, req, w, digest);
     } catch (e) {
       await w.cancel(ctx).catch(() => {});
       throw e;
@@ -194,7 +214,7 @@ export const putUpload: Handler = async (app, req, res, p) => {
     throw err('DIGEST_INVALID', digest === undefined ? 'the digest query parameter is required to finish an upload' : `invalid digest: ${String(digest).slice(0, 200)}`);
   }
   await withBody(app, req, res, p.name, p.uuid!, async (w) => {
-    await w.commit(driverContext(app, req), digest);
+    await commit(app, req, w, digest);
     sendBlobCreated(app, req, res, p.name, digest);
   });
 };

@@ -31,6 +31,8 @@ export class MemoryDescriptorCache implements BlobDescriptorCache {
   async getInRepo(repo: string, d: string) { return this.repos.get(`${repo}::${d}`); }
   async setInRepo(repo: string, desc: Descriptor) { this.repos.set(`${repo}::${desc.digest}`, desc); }
   async deleteInRepo(repo: string, d: string) { this.repos.delete(`${repo}::${d}`); }
+  /** Entries held, for /debug/vars. */
+  stats() { return { kind: 'inmemory', global: this.global.size, repositories: this.repos.size, max: this.global.max }; }
 }
 
 /** No caching: every lookup goes to storage. */

@@ -24,7 +24,7 @@ export class RedisDescriptorCache implements BlobDescriptorCache {
   errors = 0;
   private lastLog = 0;
 
-  constructor(readonly redis: RedisClient, private readonly log: Logger) {}
+  constructor(readonly redis: RedisClient, private readonly log: Logger, private readonly onError?: () => void) {}
 
   /** Commands in one round trip: a MULTI on one server; in a Redis Cluster
    *  (keys in different slots cannot share a transaction) in parallel.
@@ -42,6 +42,7 @@ export class RedisDescriptorCache implements BlobDescriptorCache {
 
   private failed(op: string, e: unknown): undefined {
     this.errors++;
+    this.onError?.();
     // One line per second at most: a Redis outage must not flood the log.
     if (Date.now() - this.lastLog > 1000) {
       this.lastLog = Date.now();

@@ -67,7 +67,7 @@ export class RedisLocker implements Locker {
   waitedMs = 0;
   private lastWarn = 0;
 
-  constructor(private readonly redis: RedisClient, private readonly log: Logger, private readonly ttlMs = 30_000, private readonly maxWaitMs = 30_000) {}
+  constructor(private readonly redis: RedisClient, private readonly log: Logger, private readonly onWait?: (ms: number) => void, private readonly ttlMs = 30_000, private readonly maxWaitMs = 30_000) {}
 
   run<T>(key: string, fn: () => Promise<T>): Promise<T> {
     return this.local.run(key, async () => {
@@ -95,7 +95,11 @@ export class RedisLocker implements Locker {
         return null;
       }
       if (lock) {
-        if (waited) { this.waits++; this.waitedMs += Date.now() - start; }
+        if (waited) {
+          this.waits++;
+          this.waitedMs += Date.now() - start;
+          this.onWait?.(Date.now() - start);
+        }
         return lock;
       }
       if (Date.now() - start > this.maxWaitMs) {

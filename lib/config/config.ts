@@ -83,7 +83,7 @@ export interface Config {
     maxUploads: number;
     maxManifestBytes: number;
     tls?: TLSConfig;
-    debug?: { addr: string; prometheus: { enabled: boolean; path: string }; tls?: { certificate: string; key: string; clientcas: string[]; minimumtls: MinTLS } };
+    debug?: { addr: string; prometheus: { enabled: boolean; path: string; repositoryLabels: number }; tls?: { certificate: string; key: string; clientcas: string[]; minimumtls: MinTLS } };
   };
   redis?: Record<string, unknown>;
   auth?: {
@@ -171,7 +171,11 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
     if ((dtls.certificate || dtls.key) && !(dtls.certificate && dtls.key)) throw new ConfigError('http.debug.tls', 'needs both certificate and key');
     debug = {
       addr: String(debugTree.addr),
-      prometheus: { enabled: get(debugTree, 'prometheus', 'enabled') === true, path: String(get(debugTree, 'prometheus', 'path') ?? '/metrics') },
+      prometheus: {
+        enabled: get(debugTree, 'prometheus', 'enabled') === true,
+        path: String(get(debugTree, 'prometheus', 'path') ?? '/metrics'),
+        repositoryLabels: (get(debugTree, 'prometheus', 'repositorylabels') as number | undefined) ?? 0,
+      },
       tls: dtls.certificate && dtls.enabled !== false
         ? { certificate: String(dtls.certificate), key: String(dtls.key), clientcas: (dtls.clientcas ?? []) as string[], minimumtls: (dtls.minimumtls ?? 'tls1.2') as MinTLS }
         : undefined,

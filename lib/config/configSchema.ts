@@ -133,7 +133,8 @@ export const configSchema: Schema = obj({
     headers,
     debug: obj({
       addr: str,
-      prometheus: obj({ enabled: bool, path: str }),
+      // repositorylabels is ours: per-repository pull/push counters for up to this many repositories (0: off).
+      prometheus: obj({ enabled: bool, path: str, repositorylabels: intIn(0, 100_000) }),
       tls: obj({ enabled: bool, ...tlsFiles, minimumtls: oneOf('tls1.0', 'tls1.1', 'tls1.2', 'tls1.3') }),
     }),
     http2: obj({ disabled: bool }),

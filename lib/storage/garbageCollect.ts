@@ -143,6 +143,8 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
 
   // Mark.
   const marked = new Set<string>();
+  /** Blobs some repository linked within the grace period: kept like young blobs. */
+  const linkedLately = new Set<string>();
   const scans: { scan: RepoScan; kept: Set<string> }[] = [];
   for (const name of await registry.repositories(ctx)) {
     emit(name);
@@ -159,11 +161,7 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
     // A blob linked into a repository within the grace period is in use: a
     // push that committed it (perhaps onto an old copy of the same bytes) or
     // mounted it is about to reference it from a manifest.
-    for (const [d, at] of scan.layers) {
-      if (at <= cutoff || marked.has(d)) continue;
-      emit(`${name}: marking blob ${d} (linked within the grace period)`);
-      marked.add(d);
-    }
+    for (const [d, at] of scan.layers) if (at > cutoff) linkedLately.add(d);
     sum.manifestsMarked += kept.size;
     scans.push({ scan, kept });
     sum.repositories++;
@@ -204,7 +202,7 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
       const dgst = `${parts[parts.length - 4]}:${parts[parts.length - 2]}`;
       existing.add(dgst);
       if (marked.has(dgst)) return;
-      if (fi.modTime.getTime() > cutoff) { sum.youngKept++; return; }
+      if (fi.modTime.getTime() > cutoff || linkedLately.has(dgst)) { sum.youngKept++; return; }
       candidates.push({ dgst, size: fi.size });
     });
   } catch (e) {

@@ -5,6 +5,7 @@ import type { StorageDriver } from '../../drivers/driver.js';
 import { purgeUploads } from './purgeUploads.js';
 import type { RedisClient } from '../cache/redisClient.js';
 import { UPLOAD_PURGE_LOCK, withRedisLock } from '../cache/redisLock.js';
+import type { PurgeSummary } from './purgeUploads.js';
 
 const LOCK_TTL_MS = 5 * 60_000;
 
@@ -21,6 +22,8 @@ export class UploadPurger {
     private readonly log: Logger,
     /** With Redis, one node of the cluster purges at a time. */
     private readonly redis?: RedisClient,
+    /** Told of every finished run (metrics). */
+    private readonly onRun?: (ok: boolean, seconds: number, s?: PurgeSummary) => void,
   ) {}
 
   start(): void {
@@ -37,9 +40,11 @@ export class UploadPurger {
   }
 
   async runOnce(): Promise<void> {
+    const started = performance.now();
     const purge = async () => {
       const s = await purgeUploads(this.driver, { log: this.log }, { olderThanMs: this.cfg.ageMs, dryRun: this.cfg.dryRun });
       this.log.info({ ...s, dryRun: this.cfg.dryRun }, 'upload purge finished');
+      this.onRun?.(s.errors === 0, (performance.now() - started) / 1000, s);
     };
     try {
       if (!this.redis) { await purge(); return; }
@@ -49,6 +54,7 @@ export class UploadPurger {
     } catch (e) {
       // Redis unreachable: skip this run rather than purge uncoordinated.
       this.log.error({ err: e }, 'upload purge failed');
+      this.onRun?.(false, (performance.now() - started) / 1000);
     }
   }
 

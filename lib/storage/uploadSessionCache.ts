@@ -32,6 +32,8 @@ export class UploadSessionCache {
     if (s) s.state = { offset, bytes };
   }
 
+  get size(): number { return this.lru.size; }
+
   forget(repo: string, id: string): void {
     this.lru.delete(`${repo}\n${id}`);
   }

@@ -22,14 +22,14 @@ export async function tempDir(prefix = 'registry-test-'): Promise<string> {
 }
 
 /** An in-process registry on a free port; filesystem under a temp dir unless yaml says otherwise. */
-export async function startTestRegistry(extraYaml = '', opts: { driver?: 'filesystem' | 'inmemory'; root?: string; deleteEnabled?: boolean; secret?: string; cache?: 'inmemory' | 'redis'; storageYaml?: string; httpExtra?: string; log?: Logger } = {}): Promise<TestRegistry> {
+export async function startTestRegistry(extraYaml = '', opts: { driver?: 'filesystem' | 'inmemory'; root?: string; deleteEnabled?: boolean; secret?: string; cache?: 'inmemory' | 'redis'; storageYaml?: string; httpExtra?: string; log?: Logger; accessLog?: NodeJS.WritableStream } = {}): Promise<TestRegistry> {
   const driver = opts.driver ?? 'filesystem';
   const root = driver === 'filesystem' && !opts.storageYaml ? opts.root ?? await tempDir() : undefined;
   // storageYaml: another driver's section (indented two spaces), plus any storage keys.
   const storage = opts.storageYaml ?? (driver === 'filesystem' ? `  filesystem:\n    rootdirectory: ${root}\n` : '  inmemory: {}\n');
   const yaml = `version: 0.1\nlog:\n  level: error\nstorage:\n${storage}  cache:\n    blobdescriptor: ${opts.cache ?? 'inmemory'}\n  delete:\n    enabled: ${opts.deleteEnabled ?? true}\nhttp:\n  addr: 127.0.0.1:0\n${opts.secret ? `  secret: ${opts.secret}\n` : ''}${opts.httpExtra ?? ''}${extraYaml}`;
   const config = parseConfig(yaml, {});
-  const r = await startRegistry(config, opts.log ?? pino({ level: 'silent' }));
+  const r = await startRegistry(config, opts.log ?? pino({ level: 'silent' }), { accessLog: opts.accessLog ?? null, version: 'test' });
   return {
     ...r, root,
     async stop() {

@@ -21,15 +21,19 @@ export interface S3rver {
   endpoint: string;
   /** Creates a bucket with a random name and returns it. */
   bucket(): Promise<string>;
+  /** Stops the server and keeps its data: start() brings it back on the same port. */
+  pause(): Promise<void>;
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startS3rver(): Promise<S3rver> {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 's3rver-'));
-  const proc: ChildProcess = track(spawn(process.execPath,
+  const launch = () => track(spawn(process.execPath,
     ['--openssl-legacy-provider', join(REPO_ROOT, 'test/helpers/s3rver-main.cjs'), dir, String(port)],
     { stdio: 'ignore', detached: true }));
+  let proc: ChildProcess = launch();
   const endpoint = `http://127.0.0.1:${port}`;
   await waitForHttp(endpoint);
   const client = new S3Client({
@@ -44,6 +48,8 @@ export async function startS3rver(): Promise<S3rver> {
       await client.send(new CreateBucketCommand({ Bucket: name }));
       return name;
     },
+    async pause() { await killGroup(proc); },
+    async start() { proc = launch(); await waitForHttp(endpoint); },
     async stop() {
       client.destroy();
       await killGroup(proc);

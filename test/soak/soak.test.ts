@@ -227,7 +227,9 @@ for (const make of [fsStore, async () => s3Store()]) {
           expect(m.status, `${repo}:${tag}`).to.equal(200);
           const body = JSON.parse(m.body.toString()) as { config: { digest: string }; layers: { digest: string }[] };
           for (const d of [body.config.digest, ...body.layers.map((l) => l.digest)]) {
-            const b = await req(nodes[0].url, 'GET', `/v2/${repo}/blobs/${d}`);
+            let b = await req(nodes[0].url, 'GET', `/v2/${repo}/blobs/${d}`);
+            // s3 redirects blob GETs to presigned URLs: follow them.
+            if (b.status === 307) b = await req(b.headers.get('location')!, 'GET', '');
             expect(b.status, `${repo}:${tag} blob ${d}`).to.equal(200);
             expect(sha256(b.body)).to.equal(d);
           }
