@@ -95,7 +95,10 @@ function finish(app: App, req: Request, res: Response, info: RequestInfo, access
     info.span.end();
   }
   const remote = remoteIP(req);
+  // 'close' runs outside the request's context: the ids are given here, not by the log's mixin.
+  const sc = info.span?.spanContext();
   if (app.log.isLevelEnabled('info')) app.log.info({
+    ...(sc ? { trace_id: sc.traceId, span_id: sc.spanId } : {}),
     'http.request.host': req.headers.host ?? '',
     'http.request.id': info.id,
     'http.request.method': req.method,

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { StorageDriver } from '../../drivers/driver.js';
 import { isNotFound } from '../../drivers/driver.js';
 import type { HealthConfig } from '../config/config.js';
+import { ROOT } from '../storage/paths.js';
 import type { RegistryMetrics } from '../metrics/metrics.js';
 
 export interface CheckState {
@@ -50,10 +51,12 @@ export class HealthChecks {
     const h = new HealthChecks(log, metrics);
     if (cfg.storagedriver) {
       const { intervalMs, threshold } = cfg.storagedriver;
-      // As distribution: stat the root; an empty store (not found) is healthy.
+      // As distribution: a stat that reaches the store (the layout's root: one
+      // request on every driver; the driver answers "/" itself); an empty
+      // store (not found) is healthy.
       h.add(`storagedriver_${driver.name()}`, intervalMs, threshold, async () => {
         try {
-          await withTimeout(driver.stat({ log }, '/'), Math.max(1000, intervalMs), 'storage stat');
+          await withTimeout(driver.stat({ log }, ROOT), Math.max(1000, intervalMs), 'storage stat');
         } catch (e) {
           if (!isNotFound(e)) throw e;
         }

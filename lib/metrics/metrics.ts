@@ -120,7 +120,12 @@ export class RegistryMetrics {
     const last = new Gauge({ name: 'registry_maintenance_last_success_timestamp_seconds', help: 'When a maintenance task last finished without error', labelNames: ['task'], registers: r });
     this.maintenanceLastSuccess = new Children((v) => last.labels(...v));
 
-    if (processMetrics) collectDefaultMetrics({ register: this.registry });
+    if (processMetrics) {
+      collectDefaultMetrics({ register: this.registry });
+      // prom-client also exports three totals of nodejs_active_{handles,requests,resources}
+      // as gauges named *_total, which promtool (rightly) refuses; the per-type gauges stay.
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+    }
   }
 
   /** The repository label for per-repository counters, or null when they are off. */

@@ -73,7 +73,7 @@ export async function waitForHttp(url: string, ms = 15000): Promise<void> {
   }
 }
 
-export interface ChildRegistry { url: string; proc: ChildProcess; output: () => string; stop(signal?: NodeJS.Signals): Promise<number | null> }
+export interface ChildRegistry { url: string; proc: ChildProcess; output: () => string; stdout: () => string; stop(signal?: NodeJS.Signals): Promise<number | null> }
 
 /** Runs `registry serve` as a child process in its own process group; nofile lowers its open-file limit. */
 export async function spawnRegistry(configFile: string, env: Record<string, string> = {}, opts: { nofile?: number } = {}): Promise<ChildRegistry> {
@@ -88,7 +88,8 @@ export async function spawnRegistry(configFile: string, env: Record<string, stri
     detached: true,
   }));
   let out = '';
-  proc.stdout!.on('data', (d) => { out += d; });
+  let stdout = '';
+  proc.stdout!.on('data', (d) => { out += d; stdout += d; });
   proc.stderr!.on('data', (d) => { out += d; });
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
@@ -99,7 +100,7 @@ export async function spawnRegistry(configFile: string, env: Record<string, stri
     throw e;
   }
   return {
-    url, proc, output: () => out,
+    url, proc, output: () => out, stdout: () => stdout,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
       try { process.kill(-proc.pid!, signal); } catch { /* gone */ }

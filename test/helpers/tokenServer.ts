@@ -31,11 +31,11 @@ function keyPair(dir: string, name: string): { key: KeyObject; certPem: string; 
 }
 
 /** policy(user, type, name, requested actions) -> granted actions. */
-export async function startTokenServer(dir: string, policy: (user: string, type: string, name: string, actions: string[]) => string[]): Promise<TokenServer> {
+export async function startTokenServer(dir: string, policy: (user: string, type: string, name: string, actions: string[]) => string[], names: { service?: string; issuer?: string } = {}): Promise<TokenServer> {
   const signer = keyPair(dir, 'token-signer');
   const other = keyPair(dir, 'other-signer');
-  const service = 'test-registry';
-  const issuer = 'test-token-issuer';
+  const service = names.service ?? 'test-registry';
+  const issuer = names.issuer ?? 'test-token-issuer';
   const jwksFile = join(dir, 'jwks.json');
   const jwk = await exportJWK(createPublicKey(signer.key));
   const { writeFileSync } = await import('node:fs');
