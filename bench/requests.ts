@@ -166,6 +166,12 @@ async function main(): Promise<void> {
         row(`ours, ${b.name}`, 'pull (skopeo), uncached', proxy.take());
         await reg.stop();
 
+        reg = await spawnRegistry(cfg, { REGISTRY_STORAGE_REDIRECT_DISABLE: 'true' });
+        proxy.take();
+        await skopeo('copy', `docker://${new URL(reg.url).host}/bench/img:v1`, `oci:${join(dir, `out-nr-${b.classify.name}`)}:v1`);
+        row(`ours, ${b.name}`, 'pull (skopeo), uncached, redirects off', proxy.take());
+        await reg.stop();
+
         reg = await spawnRegistry(cfg);
         proxy.take();
         const get = () => fetch(`${reg.url}/v2/bench/img/manifests/v1`, { headers: { Accept: img.manifest.mediaType } }).then((r) => r.arrayBuffer());
@@ -182,6 +188,11 @@ async function main(): Promise<void> {
             await skopeo('copy', `docker://${new URL(dist.url).host}/bench/img:v1`, `oci:${join(dir, 'out-dist')}:v1`);
             row(`distribution 2.8.2, ${b.name}`, 'pull (skopeo), uncached', proxy.take());
             await dist.stop();
+            const distNR = await startDistributionOn(`${be.distributionYaml(proxy.url)}  redirect:\n    disable: true\n`, dir);
+            proxy.take();
+            await skopeo('copy', `docker://${new URL(distNR.url).host}/bench/img:v1`, `oci:${join(dir, 'out-dist-nr')}:v1`);
+            row(`distribution 2.8.2, ${b.name}`, 'pull (skopeo), uncached, redirects off', proxy.take());
+            await distNR.stop();
             const dist2 = await startDistributionOn(be.distributionYaml(proxy.url), dir);
             proxy.take();
             await fetch(`${dist2.url}/v2/bench/img/manifests/v1`, { headers: { Accept: img.manifest.mediaType } }).then((r) => r.arrayBuffer());

@@ -22,6 +22,8 @@ const CHUNK = 16 << 20;
 const REPS = Number(args.get('reps') ?? 3);
 const SECONDS = Number(args.get('seconds') ?? 10);
 const CONNECTIONS = 64;
+const LOAD_REPS = Number(args.get('load-reps') ?? 5);
+const spreads: Record<string, number[]> = {};
 let blobFile = '';
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -42,14 +44,16 @@ async function startCeiling(base: string): Promise<Target> {
   return { name: 'ceiling', url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server, dir: base };
 }
 
-async function start(name: 'ours' | 'distribution', base: string): Promise<Target> {
+async function start(name: 'ours' | 'distribution' | 'ours-metrics', base: string): Promise<Target> {
   const dir = join(base, name);
   await mkdir(dir, { recursive: true });
   const port = await freePort();
   const cfg = join(dir, 'config.yml');
   // Same settings for both: filesystem, in-memory descriptor cache, no access log.
-  await writeFile(cfg, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bench\n`);
-  const proc = name === 'ours'
+  // ours-metrics: the same with Prometheus metrics on (the debug listener), to price them.
+  const debug = name === 'ours-metrics' ? `  debug:\n    addr: 127.0.0.1:${await freePort()}\n    prometheus:\n      enabled: true\n` : '';
+  await writeFile(cfg, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bench\n${debug}`);
+  const proc = name !== 'distribution'
     ? track(spawn(process.execPath, ['--initial-old-space-size=64', join(REPO_ROOT, 'dist/cmd/registry.js'), 'serve', cfg], { stdio: 'ignore', detached: true }))
     : track(spawn('docker-registry', ['serve', cfg], { stdio: 'ignore', detached: true }));
   const url = `http://127.0.0.1:${port}`;
@@ -167,6 +171,15 @@ async function pushSmallImage(t: Target): Promise<{ blob: string }> {
   return { blob: d(layer) };
 }
 
+/** CPU seconds (user + system) a process has used, from /proc. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (100 a second)
+}
+
+let lastCompleted = 0;
+
 /** Requests per second from ApacheBench (C, keep-alive); HEAD with -i. */
 async function load(url: string, method: 'GET' | 'HEAD', headers: Record<string, string> = {}): Promise<number> {
   const args = ['-q', '-k', '-c', String(CONNECTIONS), '-t', String(SECONDS), '-n', '10000000'];
@@ -178,6 +191,7 @@ async function load(url: string, method: 'GET' | 'HEAD', headers: Record<string,
   const failed = Number(/Failed requests:\s+(\d+)/.exec(out)?.[1] ?? 0);
   const non2xx = Number(/Non-2xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
   if (failed > 0 || non2xx > 0) throw new Error(`${url}: ${failed} failed, ${non2xx} non-2xx`);
+  lastCompleted = Number(/Complete requests:\s+(\d+)/.exec(out)![1]);
   return Number(/Requests per second:\s+([\d.]+)/.exec(out)![1]);
 }
 
@@ -215,10 +229,36 @@ async function main(): Promise<void> {
       'push monolithic MB/s': mb / median(await (async () => { const a = []; for (let i = 0; i < REPS; i++) a.push(await pushMonolithic(ceiling, 'c', dgst)); return a; })()),
       'push chunked 16 MiB MB/s': mb / median(await (async () => { const a = []; for (let i = 0; i < REPS; i++) a.push(await pushChunked(ceiling, 'c', dgst)); return a; })()),
     };
-    for (const t of targets) {
-      const { blob } = await pushSmallImage(t);
-      results[t.name]['manifest GET by tag req/s'] = await load(`${t.url}/v2/bench/small/manifests/latest`, 'GET', { Accept: 'application/vnd.oci.image.manifest.v1+json' });
-      results[t.name]['blob HEAD req/s'] = await load(`${t.url}/v2/bench/small/blobs/${blob}`, 'HEAD');
+    // Small requests on fresh processes (a process that just moved gigabytes
+    // serves small requests differently): ours, ours with metrics,
+    // distribution, interleaved rounds, medians, and the spread.
+    targets.forEach(stop);
+    targets.length = 0;
+    for (const n of ['ours', 'ours-metrics', 'distribution'] as const) {
+      await rm(join(base, n), { recursive: true, force: true });
+      targets.push(await start(n, base));
+    }
+    results['ours-metrics'] = {};
+    const blobs = new Map<string, string>();
+    for (const t of targets) blobs.set(t.name, (await pushSmallImage(t)).blob);
+    const rounds: Record<string, Record<string, number[]>> = {};
+    // Throughput swings with whatever else the machine runs; the registry's
+    // own CPU time per request does not, so the metrics' price is read there.
+    const measured = async (t: Target, r: Record<string, number[]>, label: string, url: string, method: 'GET' | 'HEAD', headers: Record<string, string> = {}) => {
+      const c0 = await cpuSeconds(t.proc!.pid!);
+      (r[`${label} req/s`] ??= []).push(await load(url, method, headers));
+      (r[`${label} CPU µs/req`] ??= []).push(((await cpuSeconds(t.proc!.pid!)) - c0) * 1e6 / lastCompleted);
+    };
+    for (let i = 0; i < LOAD_REPS; i++) {
+      for (const t of i % 2 ? [...targets].reverse() : targets) {
+        const r = (rounds[t.name] ??= {});
+        await measured(t, r, 'manifest GET by tag', `${t.url}/v2/bench/small/manifests/latest`, 'GET', { Accept: 'application/vnd.oci.image.manifest.v1+json' });
+        await measured(t, r, 'blob HEAD', `${t.url}/v2/bench/small/blobs/${blobs.get(t.name)}`, 'HEAD');
+      }
+    }
+    for (const t of targets) for (const [k, xs] of Object.entries(rounds[t.name])) {
+      results[t.name][k] = median(xs);
+      spreads[`${t.name} ${k}`] = xs;
     }
   } finally {
     targets.forEach(stop);
@@ -236,7 +276,14 @@ async function main(): Promise<void> {
     const o = results.ours[k];
     const d = results.distribution[k];
     const c = results.ceiling[k];
-    lines.push(`| ${k} | ${o.toFixed(0)} | ${d.toFixed(0)} | ${(o / d).toFixed(2)}x | ${c === undefined ? '' : c.toFixed(0)} |`);
+    lines.push(`| ${k} | ${o.toFixed(0)} | ${d.toFixed(0)} | ${k.includes('CPU') ? `${(d / o).toFixed(2)}x less` : `${(o / d).toFixed(2)}x`} | ${c === undefined ? '' : c.toFixed(0)} |`);
+  }
+  lines.push('', `metrics on vs off (${LOAD_REPS} interleaved rounds each, median; spread min-max):`, '', '| measure | off | on | on/off | off spread | on spread |', '|---|---:|---:|---:|---|---|');
+  for (const k of Object.keys(results['ours-metrics'])) {
+    const off = results.ours[k];
+    const on = results['ours-metrics'][k];
+    const sp = (n: string) => { const xs = spreads[`${n} ${k}`]; return `${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)}`; };
+    lines.push(`| ${k} | ${off.toFixed(0)} | ${on.toFixed(0)} | ${(on / off).toFixed(3)} | ${sp('ours')} | ${sp('ours-metrics')} |`);
   }
   console.log(lines.join('\n'));
   await mkdir(join(REPO_ROOT, 'bench', 'results'), { recursive: true });

@@ -204,19 +204,26 @@ export class AzureDriver implements StorageDriver {
     await this.container.getBlockBlobClient(this.key(p)).uploadData(content);
   }
 
-  async reader(_ctx: DriverContext, p: string, offset: number): Promise<Readable> {
+  async reader(ctx: DriverContext, p: string, offset: number): Promise<Readable> {
+    return (await this.readerWithSize(ctx, p, offset)).stream;
+  }
+
+  /** One download: the body and, from its headers, the blob's whole size. */
+  async readerWithSize(_ctx: DriverContext, p: string, offset: number): Promise<{ stream: Readable; size: number }> {
+    if (offset < 0) throw new InvalidOffsetError(p, offset, NAME);
     const blob = this.container.getBlobClient(this.key(p));
-    let size: number;
     try {
-      size = (await blob.getProperties()).contentLength ?? 0;
+      const res = await blob.download(offset);
+      const total = /\/(\d+)$/.exec(res.contentRange ?? '')?.[1];
+      return { stream: res.readableStreamBody as Readable, size: total !== undefined ? Number(total) : offset + (res.contentLength ?? 0) };
     } catch (e) {
       if (notFound(e)) throw new PathNotFoundError(p, NAME);
-      throw e;
+      if (!(e instanceof RestError && e.statusCode === 416)) throw e;
     }
-    if (offset < 0 || offset > size) throw new InvalidOffsetError(p, offset, NAME);
-    if (offset === size) return Readable.from([]);
-    const res = await blob.download(offset);
-    return res.readableStreamBody as Readable;
+    // At or past the end (the service refuses an empty range).
+    const size = (await blob.getProperties()).contentLength ?? 0;
+    if (offset === size) return { stream: Readable.from([]), size };
+    throw new InvalidOffsetError(p, offset, NAME);
   }
 
   async writer(_ctx: DriverContext, p: string, append: boolean): Promise<FileWriter> {
