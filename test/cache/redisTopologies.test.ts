@@ -97,7 +97,7 @@ describe('cache: redis over TLS, as a Cluster, and through Sentinel', function (
           req(a.url, 'DELETE', `/v2/cluster/app/manifests/${img.manifest.digest}`),
           req(b.url, 'PUT', `/v2/cluster/app/manifests/t${i}`, img.manifest.data, { 'Content-Type': OCI_MANIFEST }),
         ]);
-        expect(del.status).to.be.oneOf([202, 404]);
+        expect(del.status, del.body.toString()).to.be.oneOf([202, 404]);
         expect(put.status).to.equal(201);
         const byTag = await req(a.url, 'GET', `/v2/cluster/app/manifests/t${i}`);
         if (byTag.status === 200) expect((await req(b.url, 'GET', `/v2/cluster/app/manifests/${img.manifest.digest}`)).status).to.equal(200);

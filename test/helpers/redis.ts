@@ -69,7 +69,7 @@ export async function startRedisWith(args: string[], dir: string, opts: { port?:
 export async function startRedisCluster(dir: string, n = 3): Promise<{ nodes: RedisNode[]; addrs: string[]; stop(): Promise<void> }> {
   const nodes: RedisNode[] = [];
   try {
-    for (let i = 0; i < n; i++) nodes.push(await startRedisWith(['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${i}-${Date.now()}.conf`, '--cluster-node-timeout', '2000'], dir));
+    for (let i = 0; i < n; i++) nodes.push(await startRedisWith(['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${i}-${Date.now()}.conf`, '--cluster-node-timeout', '15000'], dir));
     const addrs = nodes.map((x) => `127.0.0.1:${x.port}`);
     await new Promise<void>((resolve, reject) => {
       const p = spawn('redis-cli', ['--cluster', 'create', ...addrs, '--cluster-replicas', '0', '--cluster-yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
