@@ -23,6 +23,8 @@ const REPS = Number(args.get('reps') ?? 3);
 const SECONDS = Number(args.get('seconds') ?? 10);
 const CONNECTIONS = 64;
 const LOAD_REPS = Number(args.get('load-reps') ?? 5);
+// The node flags our registry runs with (the registry command's own); 'none' for none, to price them.
+const NODE_FLAGS = (args.get('node-flags') ?? '--initial-old-space-size=64').split(' ').filter((f) => f && f !== 'none');
 const spreads: Record<string, number[]> = {};
 let blobFile = '';
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -54,7 +56,7 @@ async function start(name: 'ours' | 'distribution' | 'ours-metrics', base: strin
   const debug = name === 'ours-metrics' ? `  debug:\n    addr: 127.0.0.1:${await freePort()}\n    prometheus:\n      enabled: true\n` : '';
   await writeFile(cfg, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bench\n${debug}`);
   const proc = name !== 'distribution'
-    ? track(spawn(process.execPath, ['--initial-old-space-size=64', join(REPO_ROOT, 'dist/cmd/registry.js'), 'serve', cfg], { stdio: 'ignore', detached: true }))
+    ? track(spawn(process.execPath, [...NODE_FLAGS, join(REPO_ROOT, 'dist/cmd/registry.js'), 'serve', cfg], { stdio: 'ignore', detached: true }))
     : track(spawn('docker-registry', ['serve', cfg], { stdio: 'ignore', detached: true }));
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/v2/`);
@@ -267,6 +269,7 @@ async function main(): Promise<void> {
   }
   const lines = [
     `machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${version}`,
+    `our node flags: ${NODE_FLAGS.join(' ') || 'none'}`,
     `blob ${SIZE >> 20} MiB, ${REPS} runs (median), load ${CONNECTIONS} connections x ${SECONDS}s (ApacheBench, keep-alive), storage under ${args.get('dir') ?? tmpdir()}`,
     '',
     '| measure | ours | docker-registry 2.8.2 | ratio | client ceiling |',

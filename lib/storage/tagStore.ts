@@ -52,17 +52,21 @@ export class TagStore {
     }
   }
 
-  /** All tags with a current link, sorted; [] when the repository has none.
-   *  A tag folder without one (a crash mid-write or mid-delete) is skipped:
-   *  it would answer 404. */
-  async all(ctx: DriverContext): Promise<string[]> {
-    let names: string[];
+  /** The names of the tag folders ([] for none). */
+  private async folders(ctx: DriverContext): Promise<string[]> {
     try {
-      names = (await this.driver.list(ctx, tagsRoot(this.repo))).map((p) => p.slice(p.lastIndexOf('/') + 1));
+      return (await this.driver.list(ctx, tagsRoot(this.repo))).map((p) => p.slice(p.lastIndexOf('/') + 1));
     } catch (e) {
       if (isNotFound(e)) return [];
       throw e;
     }
+  }
+
+  /** All tags with a current link, sorted; [] when the repository has none.
+   *  A tag folder without one (a crash mid-write or mid-delete) is skipped:
+   *  it would answer 404. */
+  async all(ctx: DriverContext): Promise<string[]> {
+    const names = await this.folders(ctx);
     const unseen = names.filter((t) => !this.seen.has(this.seenKey(t)));
     const present = await mapLimit(unseen, this.concurrency, async (t) => {
       try {
@@ -80,13 +84,7 @@ export class TagStore {
 
   /** Tags whose current link points at dgst (one link read each, at most `concurrency` at once). */
   async lookup(ctx: DriverContext, dgst: string): Promise<string[]> {
-    let names: string[];
-    try {
-      names = (await this.driver.list(ctx, tagsRoot(this.repo))).map((p) => p.slice(p.lastIndexOf('/') + 1));
-    } catch (e) {
-      if (isNotFound(e)) return [];
-      throw e;
-    }
+    const names = await this.folders(ctx);
     const points = await mapLimit(names, this.concurrency, async (tag) => {
       try {
         return (await this.get(ctx, tag)) === dgst;

@@ -74,15 +74,19 @@ describe('hardening: inputs that once crashed, answered 5xx or lost a push', fun
       const root = join(dir, 'store', V2);
       // 20,000 distinct layers written straight into the layout (a push of each would take minutes).
       const layers = Array.from({ length: 20_000 }, () => blob(randomBytes(16), 'application/vnd.oci.image.layer.v1.tar'));
-      for (let i = 0; i < layers.length; i += 500) {
-        await Promise.all(layers.slice(i, i + 500).map(async (l) => {
-          const hex = l.digest.slice(7);
-          await mkdir(join(root, 'blobs/sha256', hex.slice(0, 2), hex), { recursive: true });
-          await writeFile(join(root, 'blobs/sha256', hex.slice(0, 2), hex, 'data'), l.data);
-          await mkdir(join(root, 'repositories/fan/out/_layers/sha256', hex), { recursive: true });
-          await writeFile(join(root, 'repositories/fan/out/_layers/sha256', hex, 'link'), l.digest);
-        }));
-      }
+      /** Blobs and their links written straight into the layout, 500 at a time. */
+      const store = async (blobs: typeof layers, links: string) => {
+        for (let i = 0; i < blobs.length; i += 500) {
+          await Promise.all(blobs.slice(i, i + 500).map(async (b) => {
+            const hex = b.digest.slice(7);
+            await mkdir(join(root, 'blobs/sha256', hex.slice(0, 2), hex), { recursive: true });
+            await writeFile(join(root, 'blobs/sha256', hex.slice(0, 2), hex, 'data'), b.data);
+            await mkdir(join(root, 'repositories/fan/out', links, 'sha256', hex), { recursive: true });
+            await writeFile(join(root, 'repositories/fan/out', links, 'sha256', hex, 'link'), b.digest);
+          }));
+        }
+      };
+      await store(layers, '_layers');
       const config = blob(Buffer.from('{}'), 'application/vnd.oci.image.config.v1+json');
       await pushBlob(reg.url, 'fan/out', config.data, config.digest);
       const other = image(1);
@@ -113,15 +117,7 @@ describe('hardening: inputs that once crashed, answered 5xx or lost a push', fun
         config: { mediaType: config.mediaType, digest: config.digest, size: config.size },
         layers: [{ mediaType: l.mediaType, digest: l.digest, size: l.size }], annotations: { i: String(i) },
       })), OCI_MANIFEST));
-      for (let i = 0; i < children.length; i += 500) {
-        await Promise.all(children.slice(i, i + 500).map(async (c) => {
-          const hex = c.digest.slice(7);
-          await mkdir(join(root, 'blobs/sha256', hex.slice(0, 2), hex), { recursive: true });
-          await writeFile(join(root, 'blobs/sha256', hex.slice(0, 2), hex, 'data'), c.data);
-          await mkdir(join(root, 'repositories/fan/out/_manifests/revisions/sha256', hex), { recursive: true });
-          await writeFile(join(root, 'repositories/fan/out/_manifests/revisions/sha256', hex, 'link'), c.digest);
-        }));
-      }
+      await store(children, '_manifests/revisions');
       const idx = Buffer.from(JSON.stringify({
         schemaVersion: 2, mediaType: OCI_INDEX,
         manifests: children.map((c) => ({ mediaType: OCI_MANIFEST, digest: c.digest, size: c.size })),

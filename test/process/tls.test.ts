@@ -9,6 +9,16 @@ import { parseConfig } from '../../lib/config/config.js';
 import { startRegistry } from '../../lib/server.js';
 import { requireTool, tempDir } from '../helpers/registry.js';
 
+/** A server certificate, a CA with a client certificate it signed, and a stranger's self-signed one, in dir. */
+function makeCertificates(dir: string): void {
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore', cwd: dir });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.pem', '-days', '1', '-subj', '/CN=127.0.0.1');
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=test-ca');
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=client');
+  ssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '1');
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'stranger.key', '-out', 'stranger.pem', '-days', '1', '-subj', '/CN=stranger');
+}
+
 describe('http.tls', function () {
   this.timeout(30000);
   it('serves the API over HTTPS with the given certificate and key', async function () {
@@ -41,13 +51,8 @@ describe('http.tls', function () {
   it('requires client certificates signed by clientcas (mutual TLS) and honours minimumtls', async function () {
     if (!requireTool(this, 'openssl')) return;
     const dir = await tempDir('registry-mtls-');
-    const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore', cwd: dir });
     try {
-      ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.pem', '-days', '1', '-subj', '/CN=127.0.0.1');
-      ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=test-ca');
-      ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=client');
-      ssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '1');
-      ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'stranger.key', '-out', 'stranger.pem', '-days', '1', '-subj', '/CN=stranger');
+      makeCertificates(dir);
       const f = (n: string) => join(dir, n);
       const config = parseConfig(`version: 0.1\nstorage: inmemory\nhttp:\n  addr: 127.0.0.1:0\n  secret: s\n  tls:\n    certificate: ${f('server.pem')}\n    key: ${f('server.key')}\n    clientcas: [${f('ca.pem')}]\n    minimumtls: tls1.3\n`, {});
       const r = await startRegistry(config, pino({ level: 'silent' }));
@@ -80,16 +85,11 @@ describe('http.tls', function () {
   it('honours ciphersuites, minimumtls tls1.0 and every clientauth mode', async function () {
     if (!requireTool(this, 'openssl')) return;
     const dir = await tempDir('registry-tlsopts-');
-    const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore', cwd: dir });
     const { readFileSync } = await import('node:fs');
     const tls = await import('node:tls');
     const f = (n: string) => join(dir, n);
     try {
-      ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.pem', '-days', '1', '-subj', '/CN=127.0.0.1');
-      ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=test-ca');
-      ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=client');
-      ssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '1');
-      ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'stranger.key', '-out', 'stranger.pem', '-days', '1', '-subj', '/CN=stranger');
+      makeCertificates(dir);
       const start = async (extra: string) => startRegistry(parseConfig(`version: 0.1\nstorage: inmemory\nhttp:\n  addr: 127.0.0.1:0\n  secret: s\n  tls:\n    certificate: ${f('server.pem')}\n    key: ${f('server.key')}\n${extra}`, {}), pino({ level: 'silent' }));
       /** The protocol and cipher a handshake ends with, or the error; then a GET /v2/ over it. */
       const shake = (url: string, opts: import('node:tls').ConnectionOptions) => new Promise<string>((resolve) => {
