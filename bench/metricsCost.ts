@@ -37,12 +37,12 @@ async function main(): Promise<void> {
   await cache.setInRepo('r', { digest: 'sha256:0', size: 1, mediaType: 'x' });
   const counted = new InstrumentedCache(cache, m);
   const http = (handler: string, method: string, status: string) => {
-    const g = m.inFlight.get(handler);
+    const g = m.inFlight.labels(handler);
     g.inc();
-    m.requests.get(status, handler, method).inc();
-    m.duration.get(handler, method).observe(0.0003);
-    m.requestSize.get(handler).observe(0);
-    m.responseSize.get(handler).observe(428);
+    m.requests.labels(status, handler, method).inc();
+    m.duration.labels(handler, method).observe(0.0003);
+    m.requestSize.labels(handler).observe(0);
+    m.responseSize.labels(handler).observe(428);
     g.dec();
   };
   // A manifest GET by tag: two link reads through the driver, the HTTP metrics.

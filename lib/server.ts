@@ -83,8 +83,8 @@ export async function startRegistry(config: Config, log: Logger, opts: StartOpti
   const driverLabel = config.storage.driver === 's3' ? 's3aws' : config.storage.driver;
   try {
     driver = createDriver(config.storage.driver, config.storage.params, log, metrics ? {
-      retry: () => metrics.storageRetries.get(driverLabel).inc(),
-      throttled: () => metrics.storageThrottled.get(driverLabel).inc(),
+      retry: () => metrics.storageRetries.labels(driverLabel).inc(),
+      throttled: () => metrics.storageThrottled.labels(driverLabel).inc(),
     } : undefined);
   } catch (e) {
     throw new ConfigError(`storage.${config.storage.driver}`, (e as Error).message);

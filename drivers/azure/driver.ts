@@ -75,13 +75,24 @@ export function parseConnectionString(cs: string): { url: string; credential: St
  *  503, 429 and ServerBusy ask to slow down. The SDK runs pipeline steps of a
  *  factory named InjectorPolicyFactory after its retry policy, per attempt. */
 class InjectorPolicyFactory {
+  // Each attempt reaches this policy as a new request object (the SDK's
+  // compatibility layer converts it per attempt), but with the call's
+  // x-ms-client-request-id: a request id seen again is a retry. Bounded:
+  // the oldest ids are forgotten first, long after their retries are done.
+  private readonly seen = new Map<string, true>();
   constructor(private readonly obs: DriverObserver) {}
   create(next: { sendRequest(r: object): Promise<{ status: number; headers?: { get(n: string): string | undefined } }> }) {
-    const obs = this.obs;
+    const { obs, seen } = this;
     return {
-      async sendRequest(request: { registryAttempts?: number }) {
-        request.registryAttempts = (request.registryAttempts ?? 0) + 1;
-        if (request.registryAttempts > 1) obs.retry();
+      async sendRequest(request: { requestId?: string }) {
+        const id = request.requestId;
+        if (id) {
+          if (seen.has(id)) obs.retry();
+          else {
+            seen.set(id, true);
+            if (seen.size > 4096) seen.delete(seen.keys().next().value!);
+          }
+        }
         const res = await next.sendRequest(request);
         if (res.status === 503 || res.status === 429 || res.headers?.get('x-ms-error-code') === 'ServerBusy') obs.throttled();
         return res;

@@ -120,9 +120,13 @@ export class S3Driver implements StorageDriver {
           throw e;
         }
       }, { step: 'initialize', name: 'registryRetryCount' });
+      // This step runs inside the SDK's deserializer: it sees each attempt's raw answer (a 503 is not yet an error).
       this.client.middlewareStack.add((next) => async (args) => {
         try {
-          return await next(args);
+          const out = await next(args);
+          const code = (out.response as { statusCode?: number } | undefined)?.statusCode;
+          if (code === 503 || code === 429) obs.throttled();
+          return out;
         } catch (e) {
           if (status(e) === 503 || status(e) === 429 || (e as Error)?.name === 'SlowDown') obs.throttled();
           throw e;

@@ -70,7 +70,7 @@ export const putManifest: Handler = async (app, req, res, p) => {
   try {
     m = await repo.manifests.put(ctx, content, req.headers['content-type'], target);
   } catch (e) {
-    if ((e as { code?: string }).code === 'DIGEST_INVALID' && target.digest) app.metrics?.digestFailures.get('manifest').inc();
+    if ((e as { code?: string }).code === 'DIGEST_INVALID' && target.digest) app.metrics?.digestFailures.labels('manifest').inc();
     throw e;
   }
   res.setHeader('Location', urlFor(app, req, `/v2/${p.name}/manifests/${m.digest}`));

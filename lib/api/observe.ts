@@ -74,14 +74,14 @@ function finish(app: App, req: Request, res: Response, info: RequestInfo, access
   const m = app.metrics;
   if (m) {
     const method = req.method;
-    m.requests.get(String(status), handler, method).inc();
-    m.duration.get(handler, method).observe(ms / 1000);
-    m.requestSize.get(handler).observe(received);
-    m.responseSize.get(handler).observe(info.written);
+    m.requests.labels(String(status), handler, method).inc();
+    m.duration.labels(handler, method).observe(ms / 1000);
+    m.requestSize.labels(handler).observe(received);
+    m.responseSize.labels(handler).observe(info.written);
     if (handler === 'blob' && method === 'GET' && (status === 200 || status === 206)) m.bytesPulled.inc(info.written);
     if (repo && handler === 'manifest') {
-      if (method === 'GET' && status === 200) { const l = m.repoLabel(repo); if (l) m.repoPulls.get(l).inc(); }
-      if (method === 'PUT' && status === 201) { const l = m.repoLabel(repo); if (l) m.repoPushes.get(l).inc(); }
+      if (method === 'GET' && status === 200) { const l = m.repoLabel(repo); if (l) m.repoPulls.labels(l).inc(); }
+      if (method === 'PUT' && status === 201) { const l = m.repoLabel(repo); if (l) m.repoPushes.labels(l).inc(); }
     }
   }
   if (info.span) {

@@ -60,7 +60,7 @@ export function v2Router(app: App) {
       res.locals.handler = r.handler;
       res.locals.route = r.template;
       if (params.name !== undefined) res.locals.repository = params.name;
-      const inFlight = app.metrics?.inFlight.get(r.handler);
+      const inFlight = app.metrics?.inFlight.labels(r.handler);
       if (inFlight) { inFlight.inc(); res.once('close', () => inFlight.dec()); }
       const run = async () => {
         if (params.name !== undefined && !validName(params.name)) {

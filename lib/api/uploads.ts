@@ -41,11 +41,11 @@ function sendUploadStatus(app: App, req: Request, res: Response, name: string, i
 async function commit(app: App, req: Request, w: BlobWriter, dgst: string): Promise<void> {
   try {
     await w.commit(driverContext(app, req), dgst);
-    app.metrics?.uploadsCompleted.get('committed').inc();
+    app.metrics?.uploadsCompleted.labels('committed').inc();
   } catch (e) {
     const code = e instanceof RegistryError ? e.code : 'UNKNOWN';
-    app.metrics?.uploadsCompleted.get(code).inc();
-    if (code === 'DIGEST_INVALID') app.metrics?.digestFailures.get('blob').inc();
+    app.metrics?.uploadsCompleted.labels(code).inc();
+    if (code === 'DIGEST_INVALID') app.metrics?.digestFailures.labels('blob').inc();
     throw e;
   }
 }

@@ -125,7 +125,7 @@ export class HealthChecks {
     const now: Record<string, string> = {};
     for (const c of this.checks) {
       if (c.error !== undefined) now[c.name] = c.error;
-      this.metrics?.healthFailing.get(c.name).set(c.error !== undefined ? 1 : 0);
+      this.metrics?.healthFailing.labels(c.name).set(c.error !== undefined ? 1 : 0);
     }
     this.failingNow = now;
   }

@@ -34,7 +34,7 @@ export class InstrumentedDriver implements StorageDriver {
     try {
       return this.t ? await inSpan(this.t, `storage ${action}`, { 'registry.storage.driver': this.label, 'registry.storage.action': action, 'registry.storage.path': path }, fn) : await fn();
     } finally {
-      this.m?.storageAction.get(this.label, action).observe((performance.now() - start) / 1000);
+      this.m?.storageAction.labels(this.label, action).observe((performance.now() - start) / 1000);
     }
   }
 

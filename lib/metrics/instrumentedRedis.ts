@@ -14,7 +14,7 @@ export function instrumentRedis(client: RedisClient, m: RegistryMetrics | null, 
     const start = performance.now();
     const span = t?.startSpan(`redis ${cmd.name}`, { kind: SpanKind.CLIENT, attributes: { 'db.system': 'redis', 'db.operation.name': cmd.name } });
     const done = (e?: unknown) => {
-      m?.redisSeconds.get(cmd.name).observe((performance.now() - start) / 1000);
+      m?.redisSeconds.labels(cmd.name).observe((performance.now() - start) / 1000);
       if (span) {
         if (e) span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error)?.message });
         span.end();

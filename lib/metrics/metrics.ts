@@ -4,6 +4,7 @@
 // enabled (or a command writes --metrics-file). docs/operations.md lists
 // every metric and what it means.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { type CounterChild, FastCounter, FastGauge, FastHistogram } from './fast.js';
 
 // distribution's buckets (docker/go-metrics): request durations, and sizes from 1 KiB to 2 GiB.
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60];
@@ -15,7 +16,7 @@ const DEF_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 class Children<C> {
   private readonly map = new Map<string, C>();
   constructor(private readonly make: (values: string[]) => C) {}
-  get(...values: string[]): C {
+  labels(...values: string[]): C {
     const k = values.join('\u0000');
     let c = this.map.get(k);
     if (!c) { c = this.make(values); this.map.set(k, c); }
@@ -26,16 +27,16 @@ class Children<C> {
 export class RegistryMetrics {
   readonly registry = new Registry();
 
-  // distribution: registry_http_*
-  readonly inFlight: Children<Gauge.Internal<string>>;
-  readonly requests: Children<Counter.Internal>;
-  readonly duration: Children<Histogram.Internal<string>>;
-  readonly requestSize: Children<Histogram.Internal<string>>;
-  readonly responseSize: Children<Histogram.Internal<string>>;
+  // distribution: registry_http_* (on every request: the fast series)
+  readonly inFlight: FastGauge;
+  readonly requests: FastCounter;
+  readonly duration: FastHistogram;
+  readonly requestSize: FastHistogram;
+  readonly responseSize: FastHistogram;
   // distribution: registry_storage_*
-  readonly storageAction: Children<Histogram.Internal<string>>;
-  readonly cacheRequests: Counter;
-  readonly cacheHits: Counter;
+  readonly storageAction: FastHistogram;
+  readonly cacheRequests: CounterChild;
+  readonly cacheHits: CounterChild;
   readonly cacheErrors: Counter;
   readonly redisSeconds: Children<Histogram.Internal<string>>;
 
@@ -67,21 +68,16 @@ export class RegistryMetrics {
   /** repositoryLabels: distinct repository label values kept (0: no per-repository counters); the rest count as "other". */
   constructor(private readonly repositoryLabels = 0, processMetrics = true) {
     const r = [this.registry];
-    const inFlight = new Gauge({ name: 'registry_http_in_flight_requests', help: 'The in-flight HTTP requests', labelNames: ['handler'], registers: r });
-    this.inFlight = new Children((v) => inFlight.labels(...v));
-    const requests = new Counter({ name: 'registry_http_requests_total', help: 'Total number of HTTP requests made.', labelNames: ['code', 'handler', 'method'], registers: r });
-    this.requests = new Children((v) => requests.labels(...v));
-    const duration = new Histogram({ name: 'registry_http_request_duration_seconds', help: 'The HTTP request latencies in seconds.', labelNames: ['handler', 'method'], buckets: DURATION_BUCKETS, registers: r });
-    this.duration = new Children((v) => duration.labels(...v));
-    const reqSize = new Histogram({ name: 'registry_http_request_size_bytes', help: 'The HTTP request sizes in bytes.', labelNames: ['handler'], buckets: SIZE_BUCKETS, registers: r });
-    this.requestSize = new Children((v) => reqSize.labels(...v));
-    const resSize = new Histogram({ name: 'registry_http_response_size_bytes', help: 'The HTTP response sizes in bytes.', labelNames: ['handler'], buckets: SIZE_BUCKETS, registers: r });
-    this.responseSize = new Children((v) => resSize.labels(...v));
+    const reg = this.registry;
+    this.inFlight = new FastGauge('registry_http_in_flight_requests', 'The in-flight HTTP requests', ['handler'], reg);
+    this.requests = new FastCounter('registry_http_requests_total', 'Total number of HTTP requests made.', ['code', 'handler', 'method'], reg);
+    this.duration = new FastHistogram('registry_http_request_duration_seconds', 'The HTTP request latencies in seconds.', ['handler', 'method'], DURATION_BUCKETS, reg);
+    this.requestSize = new FastHistogram('registry_http_request_size_bytes', 'The HTTP request sizes in bytes.', ['handler'], SIZE_BUCKETS, reg);
+    this.responseSize = new FastHistogram('registry_http_response_size_bytes', 'The HTTP response sizes in bytes.', ['handler'], SIZE_BUCKETS, reg);
 
-    const action = new Histogram({ name: 'registry_storage_action_seconds', help: 'The number of seconds that the storage action takes', labelNames: ['driver', 'action'], buckets: DEF_BUCKETS, registers: r });
-    this.storageAction = new Children((v) => action.labels(...v));
-    this.cacheRequests = new Counter({ name: 'registry_storage_cache_requests_total', help: 'The number of cache request received', registers: r });
-    this.cacheHits = new Counter({ name: 'registry_storage_cache_hits_total', help: 'The number of cache request hits', registers: r });
+    this.storageAction = new FastHistogram('registry_storage_action_seconds', 'The number of seconds that the storage action takes', ['driver', 'action'], DEF_BUCKETS, reg);
+    this.cacheRequests = new FastCounter('registry_storage_cache_requests_total', 'The number of cache request received', [], reg).labels();
+    this.cacheHits = new FastCounter('registry_storage_cache_hits_total', 'The number of cache request hits', [], reg).labels();
     this.cacheErrors = new Counter({ name: 'registry_storage_cache_errors_total', help: 'The number of cache request errors', registers: r });
     const redis = new Histogram({ name: 'registry_storage_cache_redis_seconds', help: 'The number of seconds a Redis command takes', labelNames: ['command'], buckets: DEF_BUCKETS, registers: r });
     this.redisSeconds = new Children((v) => redis.labels(...v));
@@ -138,11 +134,11 @@ export class RegistryMetrics {
 
   /** Records one maintenance run (serve's timers and the commands alike). */
   maintenance(task: 'garbage-collect' | 'purge-uploads', ok: boolean, seconds: number, deleted: Record<string, number>, bytes: number): void {
-    this.maintenanceRuns.get(task, ok ? 'success' : 'failure').inc();
-    this.maintenanceSeconds.get(task).observe(seconds);
-    for (const [kind, n] of Object.entries(deleted)) if (n) this.maintenanceDeleted.get(task, kind).inc(n);
-    if (bytes) this.maintenanceFreedBytes.get(task).inc(bytes);
-    if (ok) this.maintenanceLastSuccess.get(task).set(Date.now() / 1000);
+    this.maintenanceRuns.labels(task, ok ? 'success' : 'failure').inc();
+    this.maintenanceSeconds.labels(task).observe(seconds);
+    for (const [kind, n] of Object.entries(deleted)) if (n) this.maintenanceDeleted.labels(task, kind).inc(n);
+    if (bytes) this.maintenanceFreedBytes.labels(task).inc(bytes);
+    if (ok) this.maintenanceLastSuccess.labels(task).set(Date.now() / 1000);
   }
 }
 

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { Base } from '../../drivers/base.js';
-import { StorageDriverError, type StorageDriver } from '../../drivers/driver.js';
+import { type DriverObserver, StorageDriverError, type StorageDriver } from '../../drivers/driver.js';
 import { S3Driver } from '../../drivers/s3/driver.js';
 import { AzureDriver } from '../../drivers/azure/driver.js';
 import { GcsDriver } from '../../drivers/gcs/driver.js';
@@ -18,7 +18,7 @@ import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-bl
 interface Case {
   name: string;
   fault: Fault;
-  setup(): Promise<{ target: string; driver(endpoint: string): StorageDriver; stop(): Promise<void> }>;
+  setup(): Promise<{ target: string; driver(endpoint: string, observer: DriverObserver): StorageDriver; stop(): Promise<void> }>;
 }
 
 const cases: Case[] = [
@@ -30,7 +30,7 @@ const cases: Case[] = [
       const bucket = await s3.bucket();
       return {
         target: s3.endpoint,
-        driver: (endpoint) => new Base(new S3Driver({ region: 'us-east-1', regionendpoint: endpoint, bucket, accesskey: S3RVER_KEY, secretkey: S3RVER_SECRET, maxretries: 3 })),
+        driver: (endpoint, observer) => new Base(new S3Driver({ region: 'us-east-1', regionendpoint: endpoint, bucket, accesskey: S3RVER_KEY, secretkey: S3RVER_SECRET, maxretries: 3, observer })),
         stop: () => s3.stop(),
       };
     },
@@ -44,7 +44,7 @@ const cases: Case[] = [
       await new BlobServiceClient(az.serviceurl, new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY)).getContainerClient(container).create();
       return {
         target: new URL(az.serviceurl).origin,
-        driver: (endpoint) => new Base(new AzureDriver({ accountname: AZURITE_ACCOUNT, accountkey: AZURITE_KEY, container, serviceurl: `${endpoint}/${AZURITE_ACCOUNT}`, maxretries: 2 })),
+        driver: (endpoint, observer) => new Base(new AzureDriver({ accountname: AZURITE_ACCOUNT, accountkey: AZURITE_KEY, container, serviceurl: `${endpoint}/${AZURITE_ACCOUNT}`, maxretries: 2, observer })),
         stop: () => az.stop(),
       };
     },
@@ -57,7 +57,7 @@ const cases: Case[] = [
       const bucket = await emu.bucket();
       return {
         target: emu.endpoint,
-        driver: (endpoint) => new Base(new GcsDriver({ bucket, endpoint, maxretries: 2 })),
+        driver: (endpoint, observer) => new Base(new GcsDriver({ bucket, endpoint, maxretries: 2, observer })),
         stop: () => emu.stop(),
       };
     },
@@ -71,11 +71,13 @@ describe('storage: throttling and transient errors are retried by the SDKs', fun
       let stop: () => Promise<void>;
       let proxy: StorageProxy;
       let d: StorageDriver;
+      // What the metrics are told (registry_storage_retries_total, _throttled_total).
+      const seen = { retries: 0, throttled: 0 };
       before(async () => {
         const s = await c.setup();
         stop = s.stop;
         proxy = await startStorageProxy(s.target);
-        d = s.driver(proxy.url);
+        d = s.driver(proxy.url, { retry: () => { seen.retries++; }, throttled: () => { seen.throttled++; } });
       });
       after(async () => { await proxy?.close(); await stop?.(); });
 
@@ -92,6 +94,9 @@ describe('storage: throttling and transient errors are retried by the SDKs', fun
         proxy.inject(c.fault, 1);
         expect((await d.stat({}, '/r/written')).size).to.equal(data.length);
         expect(proxy.faultsServed()).to.equal(4);
+        // Each fault was a throttling answer the SDK retried, and the metrics were told so.
+        expect(seen.throttled, 'throttled').to.equal(4);
+        expect(seen.retries, 'retries').to.equal(4);
       });
 
       it('reports a store that keeps failing as a StorageDriverError', async () => {
