@@ -63,13 +63,19 @@ export async function freePort(): Promise<number> {
 }
 
 /** Waits until GET url answers (any status). */
-export async function waitForHttp(url: string, ms = 15000): Promise<void> {
+/** Waits until url answers; with okOnly, until it answers 2xx (a readiness endpoint answers 503 while it starts). */
+export async function waitForHttp(url: string, ms = 15000, okOnly = false): Promise<void> {
   const end = Date.now() + ms;
   for (;;) {
-    try { await fetch(url); return; } catch {
-      if (Date.now() > end) throw new Error(`${url} did not come up in ${ms} ms`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    let status = 0;
+    try {
+      const res = await fetch(url);
+      await res.arrayBuffer();
+      if (!okOnly || res.ok) return;
+      status = res.status;
+    } catch { /* not listening yet */ }
+    if (Date.now() > end) throw new Error(`${url} did not come up in ${ms} ms${status ? ` (last answer ${status})` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 

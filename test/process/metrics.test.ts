@@ -18,6 +18,7 @@ function promtool(text: string): { status: number | null; out: string } {
 
 async function query(prom: string, q: string): Promise<number | null> {
   const res = await fetch(`${prom}/api/v1/query?query=${encodeURIComponent(q)}`);
+  if (!res.ok) throw new Error(`Prometheus answered ${res.status} to ${q}: ${await res.text()}`);
   const body = await res.json() as { data?: { result?: { value: [number, string] }[] } };
   const r = body.data?.result ?? [];
   return r.length ? r.reduce((a, x) => a + Number(x.value[1]), 0) : null;
@@ -73,7 +74,7 @@ describe('metrics: promtool and a real Prometheus', function () {
     ], { stdio: 'ignore', detached: true }));
     const url = `http://127.0.0.1:${promPort}`;
     try {
-      await waitForHttp(`${url}/-/ready`, 30000);
+      await waitForHttp(`${url}/-/ready`, 60000, true);
       const end = Date.now() + 60000;
       let pushes: number | null = null;
       while (Date.now() < end) {
