@@ -1,7 +1,7 @@
 // Benchmarks us against docker-registry 2.8.2, side by side in one run, on
 // the filesystem driver: 512 MiB blob push (monolithic and 16 MiB chunks),
 // pull, and manifest GET / blob HEAD at 64 connections.
-// Usage: npm run bench [-- --size-mib 512 --reps 3 --seconds 10 --dir /dev/shm]
+// Usage: npm run bench [-- --size-mib 512 --reps 3 --seconds 10 --load-reps 5 --warmup 2 --dir /dev/shm --only small]
 // Needs docker-registry, ab, curl and python3 (apt-get install docker-registry apache2-utils curl python3).
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -23,6 +23,10 @@ const REPS = Number(args.get('reps') ?? 3);
 const SECONDS = Number(args.get('seconds') ?? 10);
 const CONNECTIONS = 64;
 const LOAD_REPS = Number(args.get('load-reps') ?? 5);
+// Seconds of load before each measured one, on every fresh process (JIT warm-up).
+const WARMUP = Number(args.get('warmup') ?? 2);
+// --only small: the manifest GET and blob HEAD part alone.
+const ONLY = args.get('only') ?? 'all';
 // The node flags our registry runs with (the registry command's own); 'none' for none, to price them.
 const NODE_FLAGS = (args.get('node-flags') ?? '--initial-old-space-size=64').split(' ').filter((f) => f && f !== 'none');
 const spreads: Record<string, number[]> = {};
@@ -183,8 +187,8 @@ async function cpuSeconds(pid: number): Promise<number> {
 let lastCompleted = 0;
 
 /** Requests per second from ApacheBench (C, keep-alive); HEAD with -i. */
-async function load(url: string, method: 'GET' | 'HEAD', headers: Record<string, string> = {}): Promise<number> {
-  const args = ['-q', '-k', '-c', String(CONNECTIONS), '-t', String(SECONDS), '-n', '10000000'];
+async function load(url: string, method: 'GET' | 'HEAD', headers: Record<string, string> = {}, seconds = SECONDS): Promise<number> {
+  const args = ['-q', '-k', '-c', String(CONNECTIONS), '-t', String(seconds), '-n', '10000000'];
   if (method === 'HEAD') args.push('-i');
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
   const out = await new Promise<string>((resolve, reject) => {
@@ -204,63 +208,72 @@ async function main(): Promise<void> {
   if (!version) throw new Error('docker-registry is not installed (apt-get install docker-registry)');
   const base = await mkdtemp(join(args.get('dir') ?? tmpdir(), 'registry-bench-'));
   blobFile = join(base, 'blob');
-  const dgst = await makeBlob(blobFile);
-  const targets = [await start('ours', base), await start('distribution', base)];
-  const results: Record<string, Record<string, number>> = {};
+  const big = ONLY !== 'small';
+  const dgst = big ? await makeBlob(blobFile) : '';
+  const targets = big ? [await start('ours', base), await start('distribution', base)] : [];
+  const results: Record<string, Record<string, number>> = { ours: {}, distribution: {}, ceiling: {} };
   const ceiling = await startCeiling(base);
   try {
-    for (const t of targets) results[t.name] = {};
-    const mb = SIZE / (1 << 20);
-    // Interleaved runs, each into an empty blob store, so background
-    // writeback from one run burdens both registries alike.
-    const times: Record<string, Record<string, number[]>> = { ours: {}, distribution: {} };
-    const run = async (t: Target, label: string, fn: () => Promise<number>) => {
-      (times[t.name][label] ??= []).push(await fn());
-    };
-    for (let i = 0; i < REPS; i++) {
-      for (const t of i % 2 ? [...targets].reverse() : targets) {
-        await rm(join(t.dir, 'data', 'docker/registry/v2/blobs'), { recursive: true, force: true });
-        await run(t, 'push monolithic MB/s', () => pushMonolithic(t, `bench/mono${i}`, dgst));
-        await rm(join(t.dir, 'data', 'docker/registry/v2/blobs'), { recursive: true, force: true });
-        await run(t, 'push chunked 16 MiB MB/s', () => pushChunked(t, `bench/chunked${i}`, dgst));
-        await run(t, 'pull MB/s', () => pull(t, `bench/chunked${i}`, dgst));
+    if (big) {
+      const mb = SIZE / (1 << 20);
+      // Interleaved runs, each into an empty blob store, so background
+      // writeback from one run burdens both registries alike.
+      const times: Record<string, Record<string, number[]>> = { ours: {}, distribution: {} };
+      const run = async (t: Target, label: string, fn: () => Promise<number>) => {
+        (times[t.name][label] ??= []).push(await fn());
+      };
+      for (let i = 0; i < REPS; i++) {
+        for (const t of i % 2 ? [...targets].reverse() : targets) {
+          await rm(join(t.dir, 'data', 'docker/registry/v2/blobs'), { recursive: true, force: true });
+          await run(t, 'push monolithic MB/s', () => pushMonolithic(t, `bench/mono${i}`, dgst));
+          await rm(join(t.dir, 'data', 'docker/registry/v2/blobs'), { recursive: true, force: true });
+          await run(t, 'push chunked 16 MiB MB/s', () => pushChunked(t, `bench/chunked${i}`, dgst));
+          await run(t, 'pull MB/s', () => pull(t, `bench/chunked${i}`, dgst));
+        }
       }
+      for (const t of targets) for (const [label, ts] of Object.entries(times[t.name])) results[t.name][label] = mb / median(ts);
+      results.ceiling = {
+        'push monolithic MB/s': mb / median(await (async () => { const a = []; for (let i = 0; i < REPS; i++) a.push(await pushMonolithic(ceiling, 'c', dgst)); return a; })()),
+        'push chunked 16 MiB MB/s': mb / median(await (async () => { const a = []; for (let i = 0; i < REPS; i++) a.push(await pushChunked(ceiling, 'c', dgst)); return a; })()),
+      };
     }
-    for (const t of targets) for (const [label, ts] of Object.entries(times[t.name])) results[t.name][label] = mb / median(ts);
-    results.ceiling = {
-      'push monolithic MB/s': mb / median(await (async () => { const a = []; for (let i = 0; i < REPS; i++) a.push(await pushMonolithic(ceiling, 'c', dgst)); return a; })()),
-      'push chunked 16 MiB MB/s': mb / median(await (async () => { const a = []; for (let i = 0; i < REPS; i++) a.push(await pushChunked(ceiling, 'c', dgst)); return a; })()),
-    };
-    // Small requests on fresh processes (a process that just moved gigabytes
-    // serves small requests differently): ours, ours with metrics,
-    // distribution, interleaved rounds, medians, and the spread.
+    // Small requests, each round on fresh processes (a process that just
+    // moved gigabytes serves small requests differently, and one process's
+    // JIT luck can sway it by a third either way: a new process per round
+    // puts that in the spread instead of in one side's median): ours, ours
+    // with metrics, distribution, in turns, after a warm-up.
     targets.forEach(stop);
     targets.length = 0;
-    for (const n of ['ours', 'ours-metrics', 'distribution'] as const) {
-      await rm(join(base, n), { recursive: true, force: true });
-      targets.push(await start(n, base));
-    }
     results['ours-metrics'] = {};
-    const blobs = new Map<string, string>();
-    for (const t of targets) blobs.set(t.name, (await pushSmallImage(t)).blob);
     const rounds: Record<string, Record<string, number[]>> = {};
     // Throughput swings with whatever else the machine runs; the registry's
     // own CPU time per request does not, so the metrics' price is read there.
     const measured = async (t: Target, r: Record<string, number[]>, label: string, url: string, method: 'GET' | 'HEAD', headers: Record<string, string> = {}) => {
+      await load(url, method, headers, WARMUP);
       const c0 = await cpuSeconds(t.proc!.pid!);
       (r[`${label} req/s`] ??= []).push(await load(url, method, headers));
       (r[`${label} CPU µs/req`] ??= []).push(((await cpuSeconds(t.proc!.pid!)) - c0) * 1e6 / lastCompleted);
     };
+    const names = ['ours', 'ours-metrics', 'distribution'] as const;
     for (let i = 0; i < LOAD_REPS; i++) {
-      for (const t of i % 2 ? [...targets].reverse() : targets) {
-        const r = (rounds[t.name] ??= {});
-        await measured(t, r, 'manifest GET by tag', `${t.url}/v2/bench/small/manifests/latest`, 'GET', { Accept: 'application/vnd.oci.image.manifest.v1+json' });
-        await measured(t, r, 'blob HEAD', `${t.url}/v2/bench/small/blobs/${blobs.get(t.name)}`, 'HEAD');
+      for (const n of i % 2 ? [...names].reverse() : names) {
+        await rm(join(base, n), { recursive: true, force: true });
+        const t = await start(n, base);
+        targets.push(t);
+        try {
+          const { blob } = await pushSmallImage(t);
+          const r = (rounds[t.name] ??= {});
+          await measured(t, r, 'manifest GET by tag', `${t.url}/v2/bench/small/manifests/latest`, 'GET', { Accept: 'application/vnd.oci.image.manifest.v1+json' });
+          await measured(t, r, 'blob HEAD', `${t.url}/v2/bench/small/blobs/${blob}`, 'HEAD');
+        } finally {
+          stop(t);
+          targets.splice(targets.indexOf(t), 1);
+        }
       }
     }
-    for (const t of targets) for (const [k, xs] of Object.entries(rounds[t.name])) {
-      results[t.name][k] = median(xs);
-      spreads[`${t.name} ${k}`] = xs;
+    for (const n of names) for (const [k, xs] of Object.entries(rounds[n])) {
+      results[n][k] = median(xs);
+      spreads[`${n} ${k}`] = xs;
     }
   } finally {
     targets.forEach(stop);
@@ -270,7 +283,7 @@ async function main(): Promise<void> {
   const lines = [
     `machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${version}`,
     `our node flags: ${NODE_FLAGS.join(' ') || 'none'}`,
-    `blob ${SIZE >> 20} MiB, ${REPS} runs (median), load ${CONNECTIONS} connections x ${SECONDS}s (ApacheBench, keep-alive), storage under ${args.get('dir') ?? tmpdir()}`,
+    `${big ? `blob ${SIZE >> 20} MiB, ${REPS} runs (median), ` : ''}load ${CONNECTIONS} connections x ${SECONDS}s after ${WARMUP}s warm-up, ${LOAD_REPS} rounds on fresh processes (ApacheBench, keep-alive), storage under ${args.get('dir') ?? tmpdir()}`,
     '',
     '| measure | ours | docker-registry 2.8.2 | ratio | client ceiling |',
     '|---|---:|---:|---:|---:|',
@@ -290,7 +303,7 @@ async function main(): Promise<void> {
   }
   console.log(lines.join('\n'));
   await mkdir(join(REPO_ROOT, 'bench', 'results'), { recursive: true });
-  await writeFile(join(REPO_ROOT, 'bench', 'results', 'latest.json'), JSON.stringify({ date: new Date().toISOString(), results }, null, 2));
+  await writeFile(join(REPO_ROOT, 'bench', 'results', big ? 'latest.json' : 'latest-small.json'), JSON.stringify({ date: new Date().toISOString(), results }, null, 2));
   agent.destroy();
 }
 
