@@ -11,6 +11,7 @@ import { effectiveYAML } from '../lib/config/effective.js';
 import { tlsOptions } from '../lib/listen.js';
 import { createLogger } from '../lib/log.js';
 import { startRegistry } from '../lib/server.js';
+import { tuneHeap } from '../lib/heap.js';
 import { startTracing, tracingRequested } from '../lib/tracing/tracing.js';
 import { createDriver } from '../drivers/factory.js';
 import { parseDuration } from '../lib/config/duration.js';
@@ -55,6 +56,8 @@ program.command('serve')
     // on serving; no input may end it. Each such line is a bug to fix.
     process.on('uncaughtException', (e) => { log.error({ err: e }, 'uncaught exception (the registry keeps serving)'); });
     process.on('unhandledRejection', (e) => { log.error({ err: e }, 'unhandled rejection (the registry keeps serving)'); });
+    const v8Options = tuneHeap();
+    if (v8Options.length) log.debug({ v8Options }, 'V8 options set for uploads (docs/performance.md)');
     if (!process.execArgv.some((a) => a.startsWith('--initial-old-space-size'))) {
       log.info('node was started without --initial-old-space-size (the registry command sets 64): pushes run about a third slower (docs/performance.md)');
     }
