@@ -1,7 +1,7 @@
 // Benchmarks us against docker-registry 2.8.2, side by side in one run, on
 // the filesystem driver: 512 MiB blob push (monolithic and 16 MiB chunks),
 // pull, and manifest GET / blob HEAD at 64 connections.
-// Usage: npm run bench [-- --size-mib 512 --reps 3 --seconds 10 --load-reps 5 --warmup 2 --dir /dev/shm --only small]
+// Usage: npm run bench [-- --size-mib 512 --reps 3 --seconds 10 --load-reps 5 --warmup 2 --dir /dev/shm --only small|push]
 // Needs docker-registry, ab, curl and python3 (apt-get install docker-registry apache2-utils curl python3).
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,13 +22,13 @@ const CHUNK = 16 << 20;
 const REPS = Number(args.get('reps') ?? 3);
 const SECONDS = Number(args.get('seconds') ?? 10);
 const CONNECTIONS = 64;
-const LOAD_REPS = Number(args.get('load-reps') ?? 5);
+const LOAD_REPS = args.get('only') === 'push' ? 0 : Number(args.get('load-reps') ?? 5);
 // Seconds of load before each measured one, on every fresh process (JIT warm-up).
 const WARMUP = Number(args.get('warmup') ?? 2);
-// --only small: the manifest GET and blob HEAD part alone.
+// --only small: the manifest GET and blob HEAD part alone; --only push: the blob pushes and pull alone.
 const ONLY = args.get('only') ?? 'all';
-// The node flags our registry runs with (the registry command's own); 'none' for none, to price them.
-const NODE_FLAGS = (args.get('node-flags') ?? '--initial-old-space-size=64').split(' ').filter((f) => f && f !== 'none');
+// Extra node flags for our registry, to price one (--node-flags '--max-semi-space-size=2'); none by default, as the registry command runs.
+const NODE_FLAGS = (args.get('node-flags') ?? 'none').split(' ').filter((f) => f && f !== 'none');
 const spreads: Record<string, number[]> = {};
 let blobFile = '';
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -271,7 +271,7 @@ async function main(): Promise<void> {
         }
       }
     }
-    for (const n of names) for (const [k, xs] of Object.entries(rounds[n])) {
+    for (const n of names) for (const [k, xs] of Object.entries(rounds[n] ?? {})) {
       results[n][k] = median(xs);
       spreads[`${n} ${k}`] = xs;
     }
@@ -303,7 +303,7 @@ async function main(): Promise<void> {
   }
   console.log(lines.join('\n'));
   await mkdir(join(REPO_ROOT, 'bench', 'results'), { recursive: true });
-  await writeFile(join(REPO_ROOT, 'bench', 'results', big ? 'latest.json' : 'latest-small.json'), JSON.stringify({ date: new Date().toISOString(), results }, null, 2));
+  await writeFile(join(REPO_ROOT, 'bench', 'results', ONLY === 'all' ? 'latest.json' : `latest-${ONLY}.json`), JSON.stringify({ date: new Date().toISOString(), node: process.version, nodeFlags: NODE_FLAGS, results }, null, 2));
   agent.destroy();
 }
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --initial-old-space-size=64
+#!/usr/bin/env node
 // The registry command: serve, purge-uploads, garbage-collect.
 // The shebang raises V8's initial old-space limit: with the default (a few
 // MiB) a busy upload stream triggers a full mark-compact every ~20 MiB, a
@@ -58,9 +58,6 @@ program.command('serve')
     process.on('unhandledRejection', (e) => { log.error({ err: e }, 'unhandled rejection (the registry keeps serving)'); });
     const v8Options = tuneHeap();
     if (v8Options.length) log.debug({ v8Options }, 'V8 options set for uploads (docs/performance.md)');
-    if (!process.execArgv.some((a) => a.startsWith('--initial-old-space-size'))) {
-      log.info('node was started without --initial-old-space-size (the registry command sets 64): pushes run about a third slower (docs/performance.md)');
-    }
     let running;
     let tracing;
     try {

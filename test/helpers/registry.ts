@@ -84,7 +84,7 @@ export interface ChildRegistry { url: string; proc: ChildProcess; output: () => 
 /** Runs `registry serve` as a child process in its own process group; nofile lowers its open-file limit. */
 export async function spawnRegistry(configFile: string, env: Record<string, string> = {}, opts: { nofile?: number } = {}): Promise<ChildRegistry> {
   const port = await freePort();
-  const argv = ['--initial-old-space-size=64', REGISTRY_BIN, 'serve', configFile];
+  const argv = [REGISTRY_BIN, 'serve', configFile];
   const [cmd, args] = opts.nofile
     ? ['sh', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...argv]]
     : [process.execPath, argv];
