@@ -1,0 +1,130 @@
+// proxyBlobStore's fetch path: a blob the repository does not hold is
+// fetched from the upstream once, however many clients ask for it at once
+// (distribution fetches once per client, #4664): the first request starts
+// the fetch, later ones join it, and all of them stream from the spool as
+// the bytes arrive. The same bytes go through a blobWriter into storage; its
+// commit verifies the digest and size, so wrong bytes or a cut connection
+// leave nothing cached and every reader an error.
+import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
+import type { DriverContext } from '../../drivers/driver.js';
+import type { Descriptor } from '../cache/descriptorCache.js';
+import { err } from '../errors.js';
+import type { Repository } from '../storage/registry.js';
+import { OCTET_STREAM } from '../storage/blobStore.js';
+import { upstreamFailure } from './errors.js';
+import { Spool } from './spool.js';
+import type { UpstreamClient } from './upstream.js';
+
+export interface ProxySource { upstream: UpstreamClient; upstreamName: string }
+
+interface Fetch {
+  /** Resolves once the upstream has answered with the blob (its size, if it said). */
+  started: Promise<{ size?: number; spool: Spool }>;
+  /** Resolves with the stored descriptor, or rejects. */
+  stored: Promise<Descriptor>;
+  /** Repositories that joined: each gets the blob linked once it is stored. */
+  joiners: Set<Repository>;
+}
+
+export interface ProxyBlobOptions {
+  /** Where spool files go (unlinked at once); the OS's temp folder by default. */
+  spoolDir?: string;
+  /** An upstream body that moves no byte for this long is cut. */
+  idleTimeoutMs?: number;
+}
+
+export class ProxyBlobFetcher {
+  private readonly inflight = new Map<string, Fetch>();
+  /** Upstream blob fetches started, and requests that joined one. */
+  readonly stats = { fetches: 0, coalesced: 0 };
+  private readonly spoolDir: string;
+  private readonly idleTimeoutMs: number;
+
+  constructor(opts: ProxyBlobOptions = {}) {
+    this.spoolDir = opts.spoolDir ?? tmpdir();
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+  }
+
+  /** Fetches in flight now (/debug/vars). */
+  get inFlight(): number { return this.inflight.size; }
+
+  /** The blob's bytes from the upstream (fetching it, or joining the fetch under way), streamed as they arrive. */
+  async open(ctx: DriverContext, repo: Repository, src: ProxySource, dgst: string): Promise<{ size?: number; stream: Readable; stored: Promise<Descriptor> }> {
+    const key = `${src.upstream.host}/${src.upstreamName}@${dgst}`;
+    let f = this.inflight.get(key);
+    if (f) {
+      this.stats.coalesced++;
+      f.joiners.add(repo);
+    } else {
+      f = this.start(ctx, repo, src, dgst, key);
+    }
+    const { size, spool } = await f.started;
+    return { size, stream: Readable.from(spool.reader(), { objectMode: false }), stored: f.stored };
+  }
+
+  private start(ctx: DriverContext, repo: Repository, src: ProxySource, dgst: string, key: string): Fetch {
+    this.stats.fetches++;
+    // Not the first client's context: the fetch outlives that client if it goes.
+    const own: DriverContext = { requestId: ctx.requestId, log: ctx.log };
+    let resolveStarted!: (v: { size?: number; spool: Spool }) => void;
+    let rejectStarted!: (e: unknown) => void;
+    const started = new Promise<{ size?: number; spool: Spool }>((ok, fail) => { resolveStarted = ok; rejectStarted = fail; });
+    const f: Fetch = { started, stored: null as unknown as Promise<Descriptor>, joiners: new Set() };
+    this.inflight.set(key, f);
+    f.stored = (async () => {
+      let spool: Spool | null = null;
+      try {
+        let got;
+        try { got = await src.upstream.getBlob(src.upstreamName, dgst); } catch (e) { throw upstreamFailure(e); }
+        if (!got) throw err('BLOB_UNKNOWN', `blob unknown to the upstream ${src.upstream.host} (${src.upstreamName}): ${dgst}`, { digest: dgst });
+        spool = await Spool.create(this.spoolDir);
+        resolveStarted({ size: got.size, spool });
+        const writer = await repo.uploads.create(own);
+        try {
+          await writer.write(own, this.tee(got.body, spool, dgst));
+          const desc = await writer.commit(own, dgst, got.size);
+          for (const r of f.joiners) if (r.name !== repo.name) await r.blobs.link(own, { ...desc, mediaType: OCTET_STREAM });
+          spool.finish();
+          return desc;
+        } catch (e) {
+          await writer.cancel(own).catch(() => {});
+          throw e;
+        }
+      } catch (e) {
+        const why = (e as { code?: string }).code === 'DIGEST_INVALID' || (e as { code?: string }).code === 'SIZE_INVALID'
+          ? err('UNAVAILABLE', `the upstream ${src.upstream.host} sent bytes that are not ${dgst} (${(e as Error).message}); nothing was cached`, { digest: dgst }, 502)
+          : e;
+        own.log?.warn({ err: (why as Error).message, digest: dgst, upstream: src.upstream.host }, 'proxy: upstream blob fetch failed');
+        rejectStarted(why);
+        spool?.finish(why as Error);
+        throw why;
+      } finally {
+        this.inflight.delete(key);
+      }
+    })();
+    f.stored.catch(() => {});
+    return f;
+  }
+
+  /** The upstream body, appended to the spool on its way to the writer; cut if it stalls. */
+  private async *tee(body: Readable, spool: Spool, dgst: string): AsyncGenerator<Buffer> {
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => body.destroy(new Error(`the upstream sent no byte of ${dgst} for ${this.idleTimeoutMs} ms`)), this.idleTimeoutMs);
+    };
+    try {
+      arm();
+      for await (const c of body) {
+        arm();
+        const b = c as Buffer;
+        await spool.append(b);
+        yield b;
+      }
+    } finally {
+      clearTimeout(timer);
+      body.destroy();
+    }
+  }
+}
