@@ -74,8 +74,8 @@ export class ProxyBlobFetcher {
     this.inflight.set(key, f);
     f.stored = (async () => {
       let spool: Spool | null = null;
+      let got: Awaited<ReturnType<UpstreamClient['getBlob']>> = null;
       try {
-        let got;
         try { got = await src.upstream.getBlob(src.upstreamName, dgst); } catch (e) { throw upstreamFailure(e); }
         if (!got) throw err('BLOB_UNKNOWN', `blob unknown to the upstream ${src.upstream.host} (${src.upstreamName}): ${dgst}`, { digest: dgst });
         spool = await Spool.create(this.spoolDir);
@@ -96,6 +96,7 @@ export class ProxyBlobFetcher {
           ? err('UNAVAILABLE', `the upstream ${src.upstream.host} sent bytes that are not ${dgst} (${(e as Error).message}); nothing was cached`, { digest: dgst }, 502)
           : e;
         own.log?.warn({ err: (why as Error).message, digest: dgst, upstream: src.upstream.host }, 'proxy: upstream blob fetch failed');
+        got?.body.destroy();
         rejectStarted(why);
         spool?.finish(why as Error);
         throw why;
