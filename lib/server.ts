@@ -29,6 +29,9 @@ import { InstrumentedDriver } from './metrics/instrumentedDriver.js';
 import { instrumentRedis } from './metrics/instrumentedRedis.js';
 import { RegistryMetrics } from './metrics/metrics.js';
 import { tracer } from './tracing/tracing.js';
+import { ProxyRegistry } from './proxy/proxyRegistry.js';
+import { ProxyObserver } from './proxy/proxyObserver.js';
+import { proxyMetrics } from './metrics/proxyMetrics.js';
 
 export interface RunningRegistry {
   server: http.Server;
@@ -116,6 +119,10 @@ export async function startRegistry(config: Config, log: Logger, opts: StartOpti
     // A manifest PUT and a DELETE of its digest serialise across the cluster.
     locks: redis ? new RedisLocker(redis, log, metrics ? (ms) => { metrics.lockWaits.inc(); metrics.lockWaitSeconds.observe(ms / 1000); } : undefined) : undefined,
   });
+  if (config.proxy) {
+    registry.proxy = new ProxyRegistry(config.proxy, log, new ProxyObserver(metrics ? proxyMetrics(metrics) : undefined));
+    for (const r of config.proxy.remotes) log.info({ prefix: r.prefix || '(every repository)', upstream: new URL(r.remoteurl).host }, 'pull-through cache of an upstream registry');
+  }
   const gcRedis = redis;
   const access = accessController(config, log);
   const health = HealthChecks.fromConfig(config.health, driver, log, metrics ?? undefined);

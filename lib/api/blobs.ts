@@ -9,6 +9,7 @@ import type { BlobStore } from '../storage/blobStore.js';
 import type { DriverContext } from '../../drivers/driver.js';
 import { type ByteRange, ifRangeHolds, noneMatch, parseRanges } from './conditional.js';
 import { type Handler, driverContext } from './context.js';
+import type { ProxiedRepository } from '../proxy/proxyRegistry.js';
 
 async function* take(r: Readable, n: number): AsyncGenerator<Buffer> {
   let left = n;
@@ -53,6 +54,19 @@ export const getBlob: Handler = async (app, req, res, p) => {
     res.setHeader('ETag', etag);
     res.setHeader('Cache-Control', `max-age=${app.config.http.blobMaxAgeSeconds}`);
   };
+  if (repo.proxy) {
+    // Pull-through: what is stored is served below as any blob is; the rest
+    // streams from the upstream's one fetch.
+    const proxy = repo.proxy;
+    const cached = await proxy.blobs.cached(ctx, dgst);
+    res.once('finish', () => proxy.observer.served('blob', cached !== null, req.method === 'GET' ? Number(res.getHeader('Content-Length') ?? 0) : 0));
+    if (!cached) {
+      common();
+      if (notModified()) { res.status(304).end(); return; }
+      await sendFromUpstream(req.method === 'HEAD', proxy, ctx, dgst, res);
+      return;
+    }
+  }
   // A redirect needs no size: one link read instead of link + blob stat.
   const url = !app.config.storage.redirectDisabled && req.method === 'GET' ? await bs.redirectURL(ctx, req.method, dgst) : null;
   if (url) {
@@ -114,6 +128,22 @@ export const getBlob: Handler = async (app, req, res, p) => {
   const body = await bs.open(ctx, dgst, start);
   await pipeline(start + length === desc.size ? body : take(body, length), res);
 };
+
+/** A blob not stored yet, from the upstream: HEAD asks it for the size; GET
+ *  streams the shared fetch (Range is not honoured on this first pull: the
+ *  whole blob is sent, as RFC 9110 allows; later ones are served from storage). */
+async function sendFromUpstream(head: boolean, proxy: ProxiedRepository, ctx: DriverContext, dgst: string, res: Response): Promise<void> {
+  res.setHeader('Content-Type', 'application/octet-stream');
+  if (head) {
+    res.setHeader('Content-Length', String(await proxy.blobs.remoteSize(dgst)));
+    res.status(200).end();
+    return;
+  }
+  const { size, stream } = await proxy.blobs.open(ctx, dgst);
+  if (size !== undefined) res.setHeader('Content-Length', String(size));
+  res.status(200);
+  await pipeline(stream, res);
+}
 
 export const deleteBlob: Handler = async (app, req, res, p) => {
   if (!app.config.storage.deleteEnabled) throw err('UNSUPPORTED', 'deletes are disabled (storage.delete.enabled is false)');

@@ -21,6 +21,9 @@ export function sendError(res: Response, e: unknown, log: Logger, method: string
   }
   const body = JSON.stringify({ errors: [re.toJSON()] });
   res.status(re.status);
+  // An upstream's rate limit (pull-through mode) says when to come back.
+  const retryAfter = (re as { retryAfter?: string }).retryAfter;
+  if (retryAfter && /^[\w ,:+-]{1,64}$/.test(retryAfter)) res.setHeader('Retry-After', retryAfter);
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
   if (method === 'HEAD') {
     res.setHeader('Content-Length', Buffer.byteLength(body));

@@ -33,9 +33,17 @@ export const listTags: Handler = async (app, req, res, p) => {
   const ctx = driverContext(app, req);
   const repo = app.registry.repository(p.name);
   const { n, last } = page(req, app.config.tagsMaxTags);
-  const all = await repo.tags.all(ctx);
-  if (all.length === 0 && !(await repo.exists(ctx))) {
-    throw err('NAME_UNKNOWN', `repository ${p.name} is not known to the registry`, { name: p.name });
+  let all: string[];
+  if (repo.proxy) {
+    // Pull-through: the upstream's tags, the cached ones when it fails.
+    const up = await repo.proxy.tags.all(ctx);
+    if (up === null) throw err('NAME_UNKNOWN', `repository ${p.name} is not known to the upstream ${repo.proxy.target.remote.upstream.host}`, { name: p.name });
+    all = up;
+  } else {
+    all = await repo.tags.all(ctx);
+    if (all.length === 0 && !(await repo.exists(ctx))) {
+      throw err('NAME_UNKNOWN', `repository ${p.name} is not known to the registry`, { name: p.name });
+    }
   }
   const after = all.filter((t) => t > last);
   const tags = after.slice(0, n);
@@ -62,6 +70,16 @@ export const referrers: Handler = async (app, req, res, p) => {
   const subject = mustDigest(p.digest);
   const repo = app.registry.repository(p.name);
   const filter = typeof req.query.artifactType === 'string' && req.query.artifactType !== '' ? req.query.artifactType : undefined;
+  if (repo.proxy) {
+    // Pull-through: the upstream's answer when it has the API; else (or when
+    // it fails) what is cached here.
+    const up = await repo.proxy.manifests.referrers(ctx, subject, filter);
+    if (up) {
+      if (filter) res.setHeader('OCI-Filters-Applied', 'artifactType');
+      sendJSON(res, { schemaVersion: 2, mediaType: MT.ociIndex, manifests: up.manifests }, MT.ociIndex);
+      return;
+    }
+  }
   const candidates = new Set(await repo.referrers.list(ctx, subject));
   // Referrers pushed before this API (to a registry without it, such as
   // distribution) live in an index tagged with the referrers tag schema: the

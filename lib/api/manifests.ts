@@ -7,6 +7,7 @@ import { validTag } from '../reference.js';
 import { type Handler, driverContext, urlFor } from './context.js';
 import { readBounded } from './body.js';
 import { noneMatch } from './conditional.js';
+import type { StoredManifest } from '../storage/manifestStore.js';
 
 function isDigestRef(ref: string): boolean {
   return ref.includes(':');
@@ -30,10 +31,24 @@ export const getManifest: Handler = async (app, req, res, p) => {
   const ref = p.reference!;
   const repo = app.registry.repository(p.name);
   let dgst: string;
-  if (isDigest(ref)) dgst = ref;
-  else if (validTag(ref)) dgst = await repo.tags.get(ctx, ref);
-  else throw unknownRef(ref);
-  const m = await repo.manifests.get(ctx, dgst);
+  let m: StoredManifest;
+  const proxy = repo.proxy;
+  if (proxy) {
+    // Pull-through: by tag, revalidated upstream once per tag ttl; by digest, stored or fetched.
+    let hit = true;
+    if (isDigest(ref)) dgst = ref;
+    else if (validTag(ref)) ({ digest: dgst, hit } = await proxy.tags.get(ctx, ref));
+    else throw unknownRef(ref);
+    const got = await proxy.manifests.get(ctx, dgst);
+    m = got.manifest;
+    const bytes = req.method === 'GET' ? m.content.length : 0;
+    res.once('finish', () => proxy.observer.served('manifest', hit && got.hit, bytes));
+  } else {
+    if (isDigest(ref)) dgst = ref;
+    else if (validTag(ref)) dgst = await repo.tags.get(ctx, ref);
+    else throw unknownRef(ref);
+    m = await repo.manifests.get(ctx, dgst);
+  }
   if (!isDigestRef(ref) && !accepts(req, m.mediaType)) {
     // As distribution: a tag whose manifest the client cannot read is unknown to it.
     throw err('MANIFEST_UNKNOWN', `manifest ${ref} is ${m.mediaType}, which the Accept header does not list`, { mediaType: m.mediaType });
@@ -49,8 +64,9 @@ export const getManifest: Handler = async (app, req, res, p) => {
   res.setHeader('Content-Length', String(m.content.length));
   res.status(200);
   if (req.method === 'HEAD') { res.end(); return; }
-  // The blob GETs come next; their link reads can be answered from the manifest.
-  void repo.manifests.primeLayers(m).catch(() => {});
+  // The blob GETs come next; their link reads can be answered from the
+  // manifest (not when proxied: its blobs may not be stored yet).
+  if (!proxy) void repo.manifests.primeLayers(m).catch(() => {});
   res.end(m.content);
 };
 

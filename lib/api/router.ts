@@ -80,6 +80,10 @@ export function v2Router(app: App) {
           }
           res.locals.grant = result.grant;
         }
+        if (params.name !== undefined && req.method !== 'GET' && req.method !== 'HEAD' && app.registry.proxy?.resolve(params.name)) {
+          // As distribution in proxy mode: a proxied repository is read-only.
+          throw err('UNSUPPORTED', `${params.name.slice(0, 300)} is a pull-through cache of an upstream registry: ${req.method} is not supported (push to a hosted repository)`);
+        }
         if (r.kind === 'upload' && req.method !== 'GET' && req.method !== 'DELETE' && app.config.http.maxUploads > 0) {
           // Bounded concurrent uploads per node: the rest are told to come back.
           if (app.stats.uploads >= app.config.http.maxUploads) {

@@ -10,6 +10,7 @@ import { applyEnv } from './env.js';
 import { type ConfigWarning, ConfigError, normalize } from './schema.js';
 import { cipherString, type MinTLS } from './tls.js';
 import { isTreeMap, parseTree } from './tree.js';
+import { validName } from '../reference.js';
 
 export const STORAGE_DRIVERS = ['filesystem', 'inmemory', 's3', 'azure', 'gcs'];
 const STORAGE_SECTIONS = ['tag', 'delete', 'redirect', 'cache', 'maintenance'];
@@ -45,6 +46,33 @@ export interface HealthConfig {
 export interface NotificationEndpoint {
   name: string; url: string; headers: Record<string, string[]>; timeoutMs: number; threshold: number; backoffMs: number;
   ignoredMediaTypes: string[]; ignoredActions: string[];
+}
+
+/** One upstream of pull-through mode: `proxy.remoteurl` (prefix '', every repository) or an entry of `proxy.remotes`. */
+export interface ProxyRemoteConfig {
+  /** Repositories named `<prefix>/<name>` are the upstream's `<name>`; '' for the top-level remoteurl (every name no prefix takes). */
+  prefix: string;
+  remoteurl: string;
+  username?: string;
+  password?: string;
+  exec?: { command: string; lifetimeMs?: number };
+  /** Content not pulled for this long is removed (0: kept until evicted by size). */
+  ttlMs: number;
+  /** A tag is revalidated upstream (one HEAD) at most this often. */
+  tagTtlMs: number;
+  /** Docker Hub's implicit library/ for one-component names. */
+  library: boolean;
+  /** Until the upstream's answer headers arrive. */
+  timeoutMs: number;
+}
+
+export interface ProxyConfig {
+  remotes: ProxyRemoteConfig[];
+  /** Bytes of proxied blobs kept; past it the least recently pulled go (0: no cap). */
+  maxSizeBytes: number;
+  spoolDir?: string;
+  /** How often the expiry scheduler runs. */
+  expiryIntervalMs: number;
 }
 
 export interface Config {
@@ -97,6 +125,8 @@ export interface Config {
   };
   health: HealthConfig;
   notifications: { endpoints: NotificationEndpoint[]; includeReferences: boolean };
+  /** Pull-through mode (distribution's proxy section, and proxy.remotes): absent for a hosted-only registry. */
+  proxy?: ProxyConfig;
   catalogMaxEntries: number;
   tagsMaxTags: number;
 }
@@ -260,13 +290,13 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
     }),
   };
 
-  // Notifications and proxy mode are not built yet: a section that would act
-  // is refused (events would be lost, pulls would not reach the upstream).
+  // Notifications are not built yet: an endpoint that would act is refused
+  // (its events would be lost).
   const endpoints = ((get(n, 'notifications', 'endpoints') ?? []) as N[]);
   endpoints.forEach((e, i) => {
     if (e.disabled !== true) throw new ConfigError(`notifications.endpoints[${i}]`, `(${String(e.name ?? '')}) is enabled, but notifications are not implemented yet: its events would be lost; set disabled: true or remove it`);
   });
-  if (get(n, 'proxy', 'remoteurl')) throw new ConfigError('proxy.remoteurl', 'pull-through cache mode is not implemented yet: pulls would not reach the upstream; remove the proxy section to run a hosted registry');
+  const proxy = proxyConfig((n.proxy ?? {}) as N, dur);
 
   const positive = (v: unknown, dflt: number) => (typeof v === 'number' && v > 0 ? v : dflt);
   const tagConcurrency = (get(storage, 'tag', 'concurrencylimit') as number | undefined) || Math.max(4, availableParallelism());
@@ -332,6 +362,7 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
     // distribution: 0 or less means the default.
     catalogMaxEntries: positive(get(n, 'catalog', 'maxentries'), 1000),
     tagsMaxTags: positive(get(n, 'tags', 'maxtags'), 1000),
+    proxy,
   };
   if (config.redis && !config.redis.addr && !(config.redis.addrs as string[] | undefined)?.length) {
     throw new ConfigError('redis', 'needs addr (or addrs)');
@@ -390,4 +421,54 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   let text: string;
   try { text = readFileSync(path, 'utf8'); } catch (e) { throw new ConfigError('', `cannot read ${path}: ${(e as Error).message}`); }
   return parseConfig(text, env);
+}
+
+const DOCKER_HUB_HOSTS = new Set(['registry-1.docker.io', 'index.docker.io', 'docker.io', 'registry.hub.docker.com']);
+
+/** The proxy section: distribution's single upstream (remoteurl: every
+ *  repository is proxied, as there) and our proxy.remotes (prefixed names are
+ *  proxied, the rest hosted). Absent when neither is set. */
+function proxyConfig(p: N, dur: (v: unknown, dflt: number) => number): ProxyConfig | undefined {
+  const remote = (r: N, key: string, prefix: string): ProxyRemoteConfig => {
+    const url = String(r.remoteurl ?? '');
+    let parsed: URL;
+    try { parsed = new URL(url); } catch { throw new ConfigError(`${key}.remoteurl`, `is not a URL: ${url.slice(0, 200)}`); }
+    if (!['http:', 'https:'].includes(parsed.protocol)) throw new ConfigError(`${key}.remoteurl`, `must be http or https, got ${parsed.protocol}`);
+    if (parsed.username || parsed.password) throw new ConfigError(`${key}.remoteurl`, `must not carry credentials: give ${key}.username and ${key}.password`);
+    const exec = r.exec as N | undefined;
+    if (exec && !exec.command) throw new ConfigError(`${key}.exec.command`, 'is required');
+    if (exec && (r.username || r.password)) throw new ConfigError(`${key}.exec`, 'and username/password are both set: give one');
+    return {
+      prefix, remoteurl: url,
+      username: r.username as string | undefined, password: r.password as string | undefined,
+      exec: exec ? { command: String(exec.command), lifetimeMs: exec.lifetime as number | undefined } : undefined,
+      ttlMs: dur(r.ttl, 168 * 3600e3),
+      tagTtlMs: dur(r.tagttl, 60_000),
+      library: r.library === undefined ? DOCKER_HUB_HOSTS.has(parsed.hostname) : r.library === true,
+      timeoutMs: dur(r.timeout, 30_000) || 30_000,
+    };
+  };
+  const remotes: ProxyRemoteConfig[] = [];
+  const seen = new Set<string>();
+  ((p.remotes ?? []) as N[]).forEach((r, i) => {
+    const key = `proxy.remotes[${i}]`;
+    const prefix = String(r.prefix ?? '').replace(/^\/+|\/+$/g, '');
+    if (!prefix) throw new ConfigError(`${key}.prefix`, 'is required (the top-level proxy.remoteurl is the upstream for every other name)');
+    if (!validName(prefix)) throw new ConfigError(`${key}.prefix`, `${prefix.slice(0, 100)} is not a valid repository path (lower-case components such as docker.io or ghcr.io)`);
+    if (seen.has(prefix)) throw new ConfigError(`${key}.prefix`, `${prefix} is given twice`);
+    seen.add(prefix);
+    remotes.push(remote(r, key, prefix));
+  });
+  if (p.remoteurl) remotes.push(remote(p, 'proxy', ''));
+  else if (p.username || p.password || p.exec) throw new ConfigError('proxy', 'sets credentials but no remoteurl');
+  if (remotes.length === 0) return undefined;
+  const maxSizeBytes = (p.maxsize as number | undefined) ?? 0;
+  if (maxSizeBytes < 0) throw new ConfigError('proxy.maxsize', 'must be 0 (no cap) or a number of bytes');
+  return {
+    // Longest prefix first: the first that matches is the one.
+    remotes: remotes.sort((a, b) => b.prefix.length - a.prefix.length),
+    maxSizeBytes,
+    spoolDir: p.spooldir as string | undefined,
+    expiryIntervalMs: dur(p.expiryinterval, 10 * 60_000) || 10 * 60_000,
+  };
 }

@@ -8,6 +8,14 @@ import {
 
 const headers: Schema = obj({}, stringlist);
 
+// One upstream of pull-through mode: distribution's proxy keys, and ours
+// (tagttl, library, timeout).
+const proxyRemote = {
+  remoteurl: str, username: str, password: secret, ttl: duration,
+  exec: obj({ command: str, lifetime: duration }),
+  tagttl: duration, library: bool, timeout: duration,
+};
+
 const tlsFiles = { certificate: str, key: str, clientcas: stringlist };
 
 const s3 = obj({
@@ -163,9 +171,11 @@ export const configSchema: Schema = obj({
   catalog: obj({ maxentries: int }),
   tags: obj({ maxtags: int }),
   proxy: obj({
-    remoteurl: str, username: str, password: secret, ttl: duration,
-    exec: obj({ command: str, lifetime: duration }),
-    remotenamespace: str,
+    ...proxyRemote,
+    remotenamespace: ignored('is not a distribution 3 key: the upstream repository is the requested name (use proxy.remotes[].prefix to map names)', str),
+    // ours: many upstreams under name prefixes, a size cap, where spools go
+    remotes: list(obj({ prefix: str, ...proxyRemote })),
+    maxsize: int, spooldir: str, expiryinterval: duration,
   }),
   compatibility: obj({
     schema1: obj({ signingkeyfile: str, enabled: bool }),

@@ -77,6 +77,7 @@ export async function startDebugServer(cfg: NonNullable<Config['http']['debug']>
         },
         redis: src.redis ? { status: src.redis.status, cluster: 'isCluster' in src.redis && src.redis.isCluster === true } : null,
         health: app.health?.states() ?? [],
+        proxy: r.proxy?.vars() ?? null,
         memory: process.memoryUsage(),
         ...(src.vars?.() ?? {}),
       });

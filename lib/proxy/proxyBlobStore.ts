@@ -12,11 +12,15 @@ import type { Descriptor } from '../cache/descriptorCache.js';
 import { err } from '../errors.js';
 import type { Repository } from '../storage/registry.js';
 import { OCTET_STREAM } from '../storage/blobStore.js';
-import { upstreamFailure } from './errors.js';
+import { kindOf, upstreamFailure } from './errors.js';
+import type { ProxyObserver } from './proxyObserver.js';
 import { Spool } from './spool.js';
 import type { UpstreamClient } from './upstream.js';
 
 export interface ProxySource { upstream: UpstreamClient; upstreamName: string }
+
+/** What the store needs of a proxy target (see proxyRegistry.ts). */
+export interface ProxyBlobTarget { remote: { upstream: UpstreamClient }; upstreamName: string }
 
 interface Fetch {
   /** Resolves once the upstream has answered with the blob (its size, if it said). */
@@ -32,6 +36,7 @@ export interface ProxyBlobOptions {
   spoolDir?: string;
   /** An upstream body that moves no byte for this long is cut. */
   idleTimeoutMs?: number;
+  observer?: ProxyObserver;
 }
 
 export class ProxyBlobFetcher {
@@ -40,10 +45,12 @@ export class ProxyBlobFetcher {
   readonly stats = { fetches: 0, coalesced: 0 };
   private readonly spoolDir: string;
   private readonly idleTimeoutMs: number;
+  private readonly observer?: ProxyObserver;
 
   constructor(opts: ProxyBlobOptions = {}) {
     this.spoolDir = opts.spoolDir ?? tmpdir();
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+    this.observer = opts.observer;
   }
 
   /** Fetches in flight now (/debug/vars). */
@@ -55,6 +62,7 @@ export class ProxyBlobFetcher {
     let f = this.inflight.get(key);
     if (f) {
       this.stats.coalesced++;
+      this.observer?.coalesced('blob');
       f.joiners.add(repo);
     } else {
       f = this.start(ctx, repo, src, dgst, key);
@@ -76,7 +84,7 @@ export class ProxyBlobFetcher {
       let spool: Spool | null = null;
       let got: Awaited<ReturnType<UpstreamClient['getBlob']>> = null;
       try {
-        try { got = await src.upstream.getBlob(src.upstreamName, dgst); } catch (e) { throw upstreamFailure(e); }
+        try { got = await src.upstream.getBlob(src.upstreamName, dgst); } catch (e) { this.observer?.upstreamError(kindOf(e)); throw upstreamFailure(e); }
         if (!got) throw err('BLOB_UNKNOWN', `blob unknown to the upstream ${src.upstream.host} (${src.upstreamName}): ${dgst}`, { digest: dgst });
         spool = await Spool.create(this.spoolDir);
         resolveStarted({ size: got.size, spool });
@@ -84,6 +92,7 @@ export class ProxyBlobFetcher {
         try {
           await writer.write(own, this.tee(got.body, spool, dgst));
           const desc = await writer.commit(own, dgst, got.size);
+          this.observer?.pulled('blob', desc.size);
           for (const r of f.joiners) if (r.name !== repo.name) await r.blobs.link(own, { ...desc, mediaType: OCTET_STREAM });
           spool.finish();
           return desc;
@@ -127,5 +136,58 @@ export class ProxyBlobFetcher {
       clearTimeout(timer);
       body.destroy();
     }
+  }
+}
+
+/** A proxied repository's blobs (distribution's proxyBlobStore): what the
+ *  repository links is served from storage; a blob the store holds for
+ *  another repository is linked here once the upstream confirms (a HEAD) that
+ *  this repository has it; anything else is fetched through the fetcher. */
+export class ProxyBlobStore {
+  constructor(
+    private readonly local: Repository,
+    private readonly target: ProxyBlobTarget,
+    private readonly fetcher: ProxyBlobFetcher,
+    private readonly observer: ProxyObserver,
+  ) {}
+
+  private get upstream(): UpstreamClient { return this.target.remote.upstream; }
+
+  /** The blob's descriptor when this repository can serve it from storage
+   *  (linking it first when the store already holds it); null when it must
+   *  come from the upstream. */
+  async cached(ctx: DriverContext, dgst: string): Promise<Descriptor | null> {
+    const linked = await statOrNull(() => this.local.blobs.stat(ctx, dgst));
+    if (linked) return linked;
+    const stored = await statOrNull(() => this.local.blobs.blobStore.stat(ctx, dgst));
+    if (!stored) return null;
+    const head = await this.remoteHead(dgst);
+    if (head.size !== stored.size) return null;
+    await this.local.blobs.link(ctx, { ...stored, mediaType: OCTET_STREAM });
+    return stored;
+  }
+
+  private async remoteHead(dgst: string): Promise<{ size: number }> {
+    let head;
+    try { head = await this.upstream.headBlob(this.target.upstreamName, dgst); } catch (e) { this.observer.upstreamError(kindOf(e)); throw upstreamFailure(e); }
+    if (!head) throw err('BLOB_UNKNOWN', `blob unknown to the upstream ${this.upstream.host} (${this.target.upstreamName}): ${dgst}`, { digest: dgst });
+    return head;
+  }
+
+  /** A HEAD of a blob not cached: its size, from the upstream. */
+  async remoteSize(dgst: string): Promise<number> {
+    return (await this.remoteHead(dgst)).size;
+  }
+
+  /** The blob's bytes from the upstream (one fetch however many ask), streamed as they arrive. */
+  async open(ctx: DriverContext, dgst: string): Promise<{ size?: number; stream: Readable; stored: Promise<Descriptor> }> {
+    return this.fetcher.open(ctx, this.local, { upstream: this.upstream, upstreamName: this.target.upstreamName }, dgst);
+  }
+}
+
+async function statOrNull(fn: () => Promise<Descriptor>): Promise<Descriptor | null> {
+  try { return await fn(); } catch (e) {
+    if ((e as { code?: string }).code === 'BLOB_UNKNOWN') return null;
+    throw e;
   }
 }

@@ -223,6 +223,35 @@ export class UpstreamClient {
     };
   }
 
+  /** The referrers index of a digest (the upstream's first page, filtered
+   *  by artifactType when it filters); null when the upstream has no
+   *  referrers API or does not know the repository. */
+  async referrers(repo: string, dgst: string, artifactType?: string): Promise<{ manifests: unknown[]; filtered: boolean } | null> {
+    const q = artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : '';
+    const res = await this.request('GET', `v2/${repo}/referrers/${dgst}${q}`, repo, { Accept: 'application/vnd.oci.image.index.v1+json' });
+    if (res.status === 404 || res.status === 405) { await res.body?.cancel(); return null; }
+    if (!res.ok) { await res.body?.cancel(); throw this.failure(res, `referrers of ${dgst}`); }
+    const body = await this.json(res, `referrers of ${dgst}`) as { manifests?: unknown };
+    if (!Array.isArray(body?.manifests)) throw new UpstreamError(`the upstream ${this.base.host} answered referrers of ${dgst} with no manifests list`, 'status', 502);
+    return { manifests: body.manifests, filtered: (res.headers.get('oci-filters-applied') ?? '').includes('artifactType') };
+  }
+
+  /** A JSON body, bounded like a manifest. */
+  private async json(res: Response, what: string): Promise<unknown> {
+    const len = Number(res.headers.get('content-length'));
+    if (len > MAX_MANIFEST_BYTES) { await res.body?.cancel(); throw new UpstreamError(`the upstream's answer to ${what} is ${len} bytes, over ${MAX_MANIFEST_BYTES}`, 'status', 502); }
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of (res.body ?? []) as unknown as AsyncIterable<Uint8Array>) {
+      n += c.length;
+      if (n > MAX_MANIFEST_BYTES) throw new UpstreamError(`the upstream's answer to ${what} is over ${MAX_MANIFEST_BYTES} bytes`, 'status', 502);
+      chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+    }
+    try { return JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch {
+      throw new UpstreamError(`the upstream ${this.base.host} answered ${what} with invalid JSON`, 'status', 502);
+    }
+  }
+
   /** Every tag, following Link pages (bounded: at most maxPages). */
   async tags(repo: string, maxPages = 100): Promise<string[] | null> {
     const out: string[] = [];
@@ -231,7 +260,7 @@ export class UpstreamClient {
       const res = await this.request('GET', path, repo);
       if (res.status === 404) { await res.body?.cancel(); return page === 0 ? null : out; }
       if (!res.ok) { await res.body?.cancel(); throw this.failure(res, `tags/list of ${repo}`); }
-      const body = await res.json() as { tags?: unknown };
+      const body = await this.json(res, `tags/list of ${repo}`) as { tags?: unknown };
       if (Array.isArray(body.tags)) for (const t of body.tags) if (typeof t === 'string') out.push(t);
       const link = /<([^>]+)>;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
       path = link ? new URL(link[1], this.base).pathname.replace(/^\/+/, '') + new URL(link[1], this.base).search : null;

@@ -192,8 +192,11 @@ export class ManifestStore {
     await mapLimit(checks, CHECK_CONCURRENCY, (check) => check());
   }
 
-  /** Validates and stores a manifest; tags it when tag is given. */
-  async put(ctx: DriverContext, content: Buffer, contentType: string | undefined, ref: { tag?: string; digest?: string }): Promise<StoredManifest> {
+  /** Validates and stores a manifest; tags it when tag is given. A proxied
+   *  repository stores what its upstream served without its blobs
+   *  (skipReferences, distribution's SkipLayerVerification): they are fetched
+   *  when asked for. */
+  async put(ctx: DriverContext, content: Buffer, contentType: string | undefined, ref: { tag?: string; digest?: string }, opts: { skipReferences?: boolean } = {}): Promise<StoredManifest> {
     if (content.length > this.maxBytes) {
       throw err('MANIFEST_INVALID', `manifest is ${content.length} bytes, over the ${this.maxBytes}-byte limit`, undefined, 413);
     }
@@ -203,7 +206,7 @@ export class ManifestStore {
     if (ref.digest && ref.digest !== dgst) {
       throw err('DIGEST_INVALID', `manifest digest is ${dgst}, not ${ref.digest}`, { digest: ref.digest });
     }
-    await this.checkReferences(ctx, parsed);
+    if (!opts.skipReferences) await this.checkReferences(ctx, parsed);
     const m = describe(dgst, content, parsed.mediaType);
     await this.locked(dgst, async () => {
       const desc = await this.blobStore.put(ctx, content, algorithm);

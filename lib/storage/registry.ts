@@ -12,6 +12,7 @@ import { TagStore, type TagSeenCache } from './tagStore.js';
 import { KeyedMutex, type Locker } from './locks.js';
 import { UploadSessionCache } from './uploadSessionCache.js';
 import { UploadStore } from './uploadStore.js';
+import type { ProxiedRepository } from '../proxy/proxyRegistry.js';
 
 export interface RegistryOptions {
   /** Bytes of manifest content kept in memory (immutable, keyed by digest). */
@@ -28,6 +29,15 @@ export interface RegistryOptions {
   locks?: Locker;
 }
 
+/** Pull-through mode: which repositories read through an upstream (lib/proxy). */
+export interface ProxyResolver {
+  repository(local: Repository): ProxiedRepository | undefined;
+  /** Truthy when the name is proxied. */
+  resolve(name: string): unknown;
+  /** Counters for /debug/vars. */
+  vars(): Record<string, unknown>;
+}
+
 export class Repository {
   readonly blobs: LinkedBlobStore;
   readonly revisions: LinkedBlobStore;
@@ -35,6 +45,8 @@ export class Repository {
   readonly referrers: ReferrerStore;
   readonly manifests: ManifestStore;
   readonly uploads: UploadStore;
+  /** Set when the repository is proxied: reads go through it, writes are refused. */
+  readonly proxy?: ProxiedRepository;
 
   constructor(readonly name: string, readonly registry: Registry) {
     const bs = registry.blobStore;
@@ -45,6 +57,7 @@ export class Repository {
     this.manifests = new ManifestStore(name, bs, this.revisions, this.blobs, this.tags, this.referrers, registry.manifestCache,
       registry.urlPolicy, registry.maxManifestBytes, registry.locks, registry.indexPolicy);
     this.uploads = new UploadStore(name, registry.driver, bs, this.blobs, registry.uploadSessions);
+    this.proxy = registry.proxy?.repository(this);
   }
 
   /** True when the repository holds manifests (or did: its _manifests folder
@@ -67,6 +80,8 @@ export class Registry {
   readonly tagConcurrency: number;
   readonly locks: Locker;
   readonly tagSeen: TagSeenCache = new LRUCache<string, true>({ max: 100_000 });
+  /** Pull-through mode, when configured (set once at start). */
+  proxy?: ProxyResolver;
 
   constructor(readonly driver: StorageDriver, readonly cache: BlobDescriptorCache, opts: RegistryOptions = {}) {
     this.blobStore = new BlobStore(driver, cache);

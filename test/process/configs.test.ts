@@ -5,13 +5,14 @@
 // so the files are the shipped bytes. Each is checked by `registry config
 // check` (with the warnings it should have), served by `registry serve`,
 // probed on its debug listener where it has one, and used by skopeo for a
-// push and a pull. config-cache.yml is a pull-through cache: until proxy
-// mode exists it is refused at start, saying so.
+// push and a pull. config-cache.yml is a pull-through cache: its remoteurl
+// (Docker Hub) is pointed at a registry the test starts, the image is pushed
+// there and pulled through it, and a push to the cache is refused (405).
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { REGISTRY_BIN, REPO_ROOT, freePort, requireTool, spawnRegistry, tempDir } from '../helpers/registry.js';
+import { REGISTRY_BIN, REPO_ROOT, type TestRegistry, freePort, requireTool, spawnRegistry, startTestRegistry, tempDir } from '../helpers/registry.js';
 import { type TestRedis, startRedis } from '../helpers/redis.js';
 import { type TokenServer, startTokenServer } from '../helpers/tokenServer.js';
 import { req } from '../helpers/http.js';
@@ -27,6 +28,8 @@ interface Case {
   redis?: 'addrs' | 'addr';
   debug?: boolean;
   metrics?: boolean;
+  /** A pull-through cache: its upstream is a registry the test starts. */
+  proxy?: boolean;
   /** The start is refused with this message. */
   refused?: RegExp;
 }
@@ -38,7 +41,7 @@ const cases: Case[] = [
   { file: 'debian-config.yml', warnings: [], auth: 'htpasswd' },
   { file: 'harbor.yml', warnings: ['compatibility.schema1.enabled: schema1 manifests are still refused'], auth: 'htpasswd', redis: 'addr', debug: true },
   { file: 'gitlab-omnibus.yml', warnings: ['profiling: unknown key, ignored', 'reporting.sentry: unknown key, ignored'], auth: 'token' },
-  { file: 'dist-config-cache.yml', warnings: [], redis: 'addrs', debug: true, refused: /proxy\.remoteurl: pull-through cache mode is not implemented yet/ },
+  { file: 'dist-config-cache.yml', warnings: [], redis: 'addrs', debug: true, proxy: true },
 ];
 
 describe('the configs operators run start unchanged and serve skopeo', function () {
@@ -46,6 +49,7 @@ describe('the configs operators run start unchanged and serve skopeo', function 
   let dir: string;
   let redis: TestRedis;
   let tokens: TokenServer;
+  let upstream: TestRegistry;
   const img = image(2, 'amd64', 20000);
 
   before(async function () {
@@ -54,6 +58,7 @@ describe('the configs operators run start unchanged and serve skopeo', function 
     requireTool(this, 'openssl');
     dir = await tempDir('configs-');
     redis = await startRedis();
+    upstream = await startTestRegistry('', { driver: 'inmemory' });
     // GitLab's names for the registry and its token issuer.
     tokens = await startTokenServer(dir, (_u, _t, _n, actions) => actions, { service: 'container_registry', issuer: 'omnibus-gitlab-issuer' });
     await writeLayout(join(dir, 'img'), img.manifest, imageBlobs(img), 'v1');
@@ -61,6 +66,7 @@ describe('the configs operators run start unchanged and serve skopeo', function 
   after(async () => {
     await redis?.stop();
     await tokens?.stop();
+    await upstream?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -77,6 +83,7 @@ describe('the configs operators run start unchanged and serve skopeo', function 
         ...(c.auth === 'token' ? { REGISTRY_AUTH_TOKEN_REALM: tokens.realm, REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE: tokens.certFile } : {}),
         ...(c.redis === 'addrs' ? { REGISTRY_REDIS_ADDRS: `[${redis.addr}]` } : {}),
         ...(c.redis === 'addr' ? { REGISTRY_REDIS_ADDR: redis.addr } : {}),
+        ...(c.proxy ? { REGISTRY_PROXY_REMOTEURL: upstream.url } : {}),
       };
       const check = spawnSync(process.execPath, [REGISTRY_BIN, 'config', 'check', file], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30000 });
       if (c.refused) {
@@ -105,7 +112,15 @@ describe('the configs operators run start unchanged and serve skopeo', function 
         }
         if (c.auth === 'token') creds = ['alice:secret'];
         const host = hostOf(reg.url);
-        await skopeo('copy', ...(creds.length ? ['--dest-creds', creds[0]] : []), `oci:${join(dir, 'img')}:v1`, `docker://${host}/configs/app:v1`);
+        if (c.proxy) {
+          await mkdir(work, { recursive: true });
+          // Pushed upstream; the cache refuses pushes, as distribution's does.
+          await skopeo('copy', `oci:${join(dir, 'img')}:v1`, `docker://${hostOf(upstream.url)}/configs/app:v1`);
+          const refused = await skopeo('copy', `oci:${join(dir, 'img')}:v1`, `docker://${host}/configs/other:v1`).then(() => '', (e: Error) => e.message);
+          expect(refused).to.match(/405|UNSUPPORTED|unsupported/i);
+        } else {
+          await skopeo('copy', ...(creds.length ? ['--dest-creds', creds[0]] : []), `oci:${join(dir, 'img')}:v1`, `docker://${host}/configs/app:v1`);
+        }
         await skopeo('copy', ...(creds.length ? ['--src-creds', creds[0]] : []), `docker://${host}/configs/app:v1`, `oci:${join(work, 'out')}:v1`);
         const inspect = JSON.parse(await skopeo('inspect', ...(creds.length ? ['--creds', creds[0]] : []), '--raw', `docker://${host}/configs/app:v1`)) as { layers: { digest: string }[] };
         expect(inspect.layers.map((l) => l.digest)).to.deep.equal(img.layers.map((l) => l.digest));
