@@ -22,6 +22,9 @@ import { RedisDescriptorCache } from '../lib/cache/redisDescriptorCache.js';
 import { NoopDescriptorCache } from '../lib/cache/descriptorCache.js';
 import { Registry } from '../lib/storage/registry.js';
 import { type GCSummary, garbageCollect } from '../lib/storage/garbageCollect.js';
+import { expireProxyCache } from '../lib/proxy/proxyExpiry.js';
+import { ProxyRegistry } from '../lib/proxy/proxyRegistry.js';
+import { ProxyObserver } from '../lib/proxy/proxyObserver.js';
 import { RegistryMetrics, writeTextfile } from '../lib/metrics/metrics.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -199,15 +202,26 @@ program.command('garbage-collect')
     const tty = process.stderr.isTTY === true;
     let last = 0;
     const started = Date.now();
-    const run = async (guard?: () => Promise<void>) => garbageCollect(registry, { log }, {
-      dryRun, deleteUntagged: opts.deleteUntagged === true, graceMs, guard,
-      emit: (line) => { if (!line.includes(': marking ')) console.log(line); },
-      progress: (phase, n) => {
-        if (!tty || Date.now() - last < 100) return;
-        last = Date.now();
-        process.stderr.write(`\r${phase === 'mark' ? `marking: ${n} repositories` : `sweeping: ${n} blobs`}\x1b[K`);
-      },
-    });
+    // Pull-through mode: expired and over-cap proxied content goes first, so
+    // the mark below no longer keeps its blobs.
+    const expire = async () => {
+      if (!config.proxy) return;
+      const proxy = new ProxyRegistry(config.proxy, log, new ProxyObserver());
+      const s = await expireProxyCache(registry, proxy, { log }, { dryRun, emit: (line) => console.log(line) });
+      console.log(`proxy cache: ${s.records} pull records; ${dryRun ? 'would expire' : 'expired'} ${s.manifestsExpired} manifests and ${s.blobsExpired} blobs, evicted ${s.blobsEvicted} blobs for proxy.maxsize; ${formatBytes(s.bytesKept)} kept`);
+    };
+    const run = async (guard?: () => Promise<void>) => {
+      await expire();
+      return garbageCollect(registry, { log }, {
+        dryRun, deleteUntagged: opts.deleteUntagged === true, graceMs, guard,
+        emit: (line) => { if (!line.includes(': marking ')) console.log(line); },
+        progress: (phase, n) => {
+          if (!tty || Date.now() - last < 100) return;
+          last = Date.now();
+          process.stderr.write(`\r${phase === 'mark' ? `marking: ${n} repositories` : `sweeping: ${n} blobs`}\x1b[K`);
+        },
+      });
+    };
     let summary: GCSummary;
     try {
       if (redis) {

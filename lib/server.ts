@@ -31,6 +31,7 @@ import { RegistryMetrics } from './metrics/metrics.js';
 import { tracer } from './tracing/tracing.js';
 import { ProxyRegistry } from './proxy/proxyRegistry.js';
 import { ProxyObserver } from './proxy/proxyObserver.js';
+import { ProxyExpiryScheduler } from './proxy/proxyExpiryScheduler.js';
 import { proxyMetrics } from './metrics/proxyMetrics.js';
 
 export interface RunningRegistry {
@@ -38,6 +39,8 @@ export interface RunningRegistry {
   registry: Registry;
   driver: StorageDriver;
   app: App;
+  /** The pull-through cache's expiry (proxy.ttl, proxy.maxsize), when it has work. */
+  expiry?: ProxyExpiryScheduler;
   /** The debug listener (http.debug), when configured. */
   debug?: DebugServer;
   /** http://host:port of the listener (tcp only). */
@@ -120,7 +123,7 @@ export async function startRegistry(config: Config, log: Logger, opts: StartOpti
     locks: redis ? new RedisLocker(redis, log, metrics ? (ms) => { metrics.lockWaits.inc(); metrics.lockWaitSeconds.observe(ms / 1000); } : undefined) : undefined,
   });
   if (config.proxy) {
-    registry.proxy = new ProxyRegistry(config.proxy, log, new ProxyObserver(metrics ? proxyMetrics(metrics) : undefined));
+    registry.proxy = new ProxyRegistry(config.proxy, log, new ProxyObserver(metrics ? proxyMetrics(metrics) : undefined), driver);
     for (const r of config.proxy.remotes) log.info({ prefix: r.prefix || '(every repository)', upstream: new URL(r.remoteurl).host }, 'pull-through cache of an upstream registry');
   }
   const gcRedis = redis;
@@ -185,10 +188,17 @@ export async function startRegistry(config: Config, log: Logger, opts: StartOpti
       metrics ? (ok, secs, sum) => metrics.maintenance('purge-uploads', ok, secs, { uploads: sum?.purged ?? 0 }, sum?.bytes ?? 0) : undefined)
     : null;
   purger?.start();
+  const proxy = registry.proxy instanceof ProxyRegistry ? registry.proxy : undefined;
+  const expiry = proxy?.expires && !config.storage.readOnly
+    ? new ProxyExpiryScheduler(registry, proxy, log, redis,
+      metrics ? (ok, secs, s) => metrics.maintenance('proxy-expiry', ok, secs, { manifests: s?.manifestsExpired ?? 0, blobs: (s?.blobsExpired ?? 0) + (s?.blobsEvicted ?? 0) }, s?.bytesDeleted ?? 0) : undefined)
+    : null;
+  expiry?.start();
   return {
-    server, registry, driver, url, app, debug,
+    server, registry, driver, url, app, debug, expiry: expiry ?? undefined,
     close: () => new Promise<void>((resolve) => {
       void purger?.stop();
+      void expiry?.stop();
       bodyRate.stop();
       middleware.stop();
       health.stop();

@@ -59,7 +59,10 @@ export const getBlob: Handler = async (app, req, res, p) => {
     // streams from the upstream's one fetch.
     const proxy = repo.proxy;
     const cached = await proxy.blobs.cached(ctx, dgst);
-    res.once('finish', () => proxy.observer.served('blob', cached !== null, req.method === 'GET' ? Number(res.getHeader('Content-Length') ?? 0) : 0));
+    res.once('finish', () => {
+      if (res.statusCode >= 400) return;
+      proxy.served('blob', dgst, cached !== null, req.method === 'GET' ? Number(res.getHeader('Content-Length') ?? 0) : 0, cached?.size ?? Number(res.getHeader('Content-Length') ?? 0));
+    });
     if (!cached) {
       common();
       if (notModified()) { res.status(304).end(); return; }

@@ -42,7 +42,7 @@ export const getManifest: Handler = async (app, req, res, p) => {
     const got = await proxy.manifests.get(ctx, dgst);
     m = got.manifest;
     const bytes = req.method === 'GET' ? m.content.length : 0;
-    res.once('finish', () => proxy.observer.served('manifest', hit && got.hit, bytes));
+    res.once('finish', () => { if (res.statusCode < 400) proxy.served('manifest', m.digest, hit && got.hit, bytes, m.content.length); });
   } else {
     if (isDigest(ref)) dgst = ref;
     else if (validTag(ref)) dgst = await repo.tags.get(ctx, ref);

@@ -133,7 +133,7 @@ export class RegistryMetrics {
   }
 
   /** Records one maintenance run (serve's timers and the commands alike). */
-  maintenance(task: 'garbage-collect' | 'purge-uploads', ok: boolean, seconds: number, deleted: Record<string, number>, bytes: number): void {
+  maintenance(task: 'garbage-collect' | 'purge-uploads' | 'proxy-expiry', ok: boolean, seconds: number, deleted: Record<string, number>, bytes: number): void {
     this.maintenanceRuns.labels(task, ok ? 'success' : 'failure').inc();
     this.maintenanceSeconds.labels(task).observe(seconds);
     for (const [kind, n] of Object.entries(deleted)) if (n) this.maintenanceDeleted.labels(task, kind).inc(n);

@@ -11,7 +11,9 @@ import type { Repository } from '../storage/registry.js';
 import { type CredentialSource, execCredentials, staticCredentials } from './credentials.js';
 import { ProxyBlobFetcher, ProxyBlobStore } from './proxyBlobStore.js';
 import { ProxyManifestStore } from './proxyManifestStore.js';
-import type { ProxyObserver } from './proxyObserver.js';
+import type { ProxyKind, ProxyObserver } from './proxyObserver.js';
+import { ProxyRecords } from './proxyRecords.js';
+import type { StorageDriver } from '../../drivers/driver.js';
 import { ProxyTagStore } from './proxyTagStore.js';
 import { UpstreamClient } from './upstream.js';
 import { Coalescer } from './coalesce.js';
@@ -32,6 +34,8 @@ export interface ProxiedRepository {
   readonly manifests: ProxyManifestStore;
   readonly tags: ProxyTagStore;
   readonly observer: ProxyObserver;
+  /** A client was served: counted, and the pull recorded for expiry. */
+  served(kind: ProxyKind, dgst: string, hit: boolean, bytes: number, size: number): void;
 }
 
 export class ProxyRegistry {
@@ -44,11 +48,23 @@ export class ProxyRegistry {
   /** Manifest fetches in flight (concurrent misses share one). */
   private readonly manifestFetches = new Coalescer<StoredManifest>();
 
-  constructor(readonly config: ProxyConfig, readonly log: Logger, readonly observer: ProxyObserver) {
+  /** Pull records for expiry and the size cap (null when neither is configured). */
+  readonly records: ProxyRecords | null;
+
+  constructor(readonly config: ProxyConfig, readonly log: Logger, readonly observer: ProxyObserver, driver?: StorageDriver) {
     this.remotes = config.remotes.map((c) => ({ config: c, upstream: new UpstreamClient({ url: c.remoteurl, credentials: credentialsOf(c), timeoutMs: c.timeoutMs }) }));
     this.fetcher = new ProxyBlobFetcher({ spoolDir: config.spoolDir, observer });
     this.hostsRepositories = !config.remotes.some((r) => r.prefix === '');
+    const ttls = config.remotes.map((r) => r.ttlMs).filter((t) => t > 0);
+    this.records = driver && (ttls.length || config.maxSizeBytes > 0)
+      // A record is rewritten at most every tenth of the shortest ttl, or
+      // every expiry interval, whichever is shorter (from 1 s to 10 minutes).
+      ? new ProxyRecords(driver, Math.max(1000, Math.min(10 * 60_000, config.expiryIntervalMs, ...ttls.map((t) => t / 10))), log)
+      : null;
   }
+
+  /** Whether expiry has anything to do (a ttl or a size cap). */
+  get expires(): boolean { return this.records !== null; }
 
   /** distribution's expvar registry.proxy, and what is in flight. */
   vars(): Record<string, unknown> {
@@ -86,6 +102,10 @@ export class ProxyRegistry {
       manifests,
       tags: new ProxyTagStore(local, target, manifests, this.tagChecks, this.observer),
       observer: this.observer,
+      served: (kind, dgst, hit, bytes, size) => {
+        this.observer.served(kind, hit, bytes);
+        this.records?.touch(local.name, kind, dgst, size);
+      },
     };
   }
 }

@@ -58,3 +58,13 @@ export function referrerLinkPath(name: string, subject: string, referrer: string
   const { alg, hex } = split(referrer);
   return `${referrersDir(name, subject)}/${alg}/${hex}/link`;
 }
+
+// Ours, for pull-through mode (distribution keeps one scheduler-state.json
+// instead): when each proxied blob and manifest was last pulled, one small
+// file each (its modification time is the pull time, its content the size),
+// outside repositories/ and blobs/ so distribution never reads it.
+export const proxyRecordsRoot = () => `${ROOT}/_proxy/records`;
+export function proxyRecordPath(name: string, kind: 'blob' | 'manifest', dgst: string): string {
+  const { alg, hex } = split(dgst);
+  return `${proxyRecordsRoot()}/${name}/${kind === 'blob' ? '_blobs' : '_manifests'}/${alg}/${hex}`;
+}
