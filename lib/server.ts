@@ -13,7 +13,7 @@ import { enforceClientAuth, parseAddr, tlsOptions } from './listen.js';
 import { ConfigError } from './config/schema.js';
 import { Registry } from './storage/registry.js';
 import { createRedis, type RedisClient } from './cache/redisClient.js';
-import { GC_LOCK, RedisLocker, holdRedisLock, uploadLockKey } from './cache/redisLock.js';
+import { GC_LOCK, RedisLocker, holdRedisLock, proxyFetchLockKey, uploadLockKey } from './cache/redisLock.js';
 import type { AccessController } from './auth/access.js';
 import { HtpasswdController } from './auth/htpasswd.js';
 import { SillyController } from './auth/silly.js';
@@ -123,7 +123,9 @@ export async function startRegistry(config: Config, log: Logger, opts: StartOpti
     locks: redis ? new RedisLocker(redis, log, metrics ? (ms) => { metrics.lockWaits.inc(); metrics.lockWaitSeconds.observe(ms / 1000); } : undefined) : undefined,
   });
   if (config.proxy) {
-    registry.proxy = new ProxyRegistry(config.proxy, log, new ProxyObserver(metrics ? proxyMetrics(metrics) : undefined), driver);
+    const lockRedis = redis;
+    registry.proxy = new ProxyRegistry(config.proxy, log, new ProxyObserver(metrics ? proxyMetrics(metrics) : undefined), driver,
+      lockRedis ? (key) => holdRedisLock(lockRedis, proxyFetchLockKey(key), 60_000) : undefined);
     for (const r of config.proxy.remotes) log.info({ prefix: r.prefix || '(every repository)', upstream: new URL(r.remoteurl).host }, 'pull-through cache of an upstream registry');
   }
   const gcRedis = redis;

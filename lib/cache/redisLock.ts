@@ -53,6 +53,9 @@ export async function holdRedisLock(redis: RedisClient, key: string, ttlMs: numb
   };
 }
 
+/** Held by the node fetching a blob from a pull-through cache's upstream (key: upstream host/name@digest). */
+export const proxyFetchLockKey = (key: string) => `registry::proxy::fetch::${key}::lock`;
+
 /** Held by the node writing a chunk of an upload session, so that two nodes never write one session at once. */
 export const uploadLockKey = (uuid: string) => `registry::upload::${uuid}::lock`;
 

@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import type { DriverContext } from '../../drivers/driver.js';
 import type { Descriptor } from '../cache/descriptorCache.js';
 import { err } from '../errors.js';
+import type { HeldLock } from '../cache/redisLock.js';
 import type { Repository } from '../storage/registry.js';
 import { OCTET_STREAM } from '../storage/blobStore.js';
 import { kindOf, upstreamFailure } from './errors.js';
@@ -23,8 +24,10 @@ export interface ProxySource { upstream: UpstreamClient; upstreamName: string }
 export interface ProxyBlobTarget { remote: { upstream: UpstreamClient }; upstreamName: string }
 
 interface Fetch {
-  /** Resolves once the upstream has answered with the blob (its size, if it said). */
-  started: Promise<{ size?: number; spool: Spool }>;
+  /** Resolves once the upstream has answered with the blob (its size, if it
+   *  said); spool null: another node of the cluster is fetching it, and the
+   *  readers wait until it is stored. */
+  started: Promise<{ size?: number; spool: Spool | null }>;
   /** Resolves with the stored descriptor, or rejects. */
   stored: Promise<Descriptor>;
   /** Repositories that joined: each gets the blob linked once it is stored. */
@@ -37,7 +40,14 @@ export interface ProxyBlobOptions {
   /** An upstream body that moves no byte for this long is cut. */
   idleTimeoutMs?: number;
   observer?: ProxyObserver;
+  /** With Redis: one node of the cluster fetches a blob at a time (null: another holds the fetch). */
+  clusterLock?: (key: string) => Promise<HeldLock | null>;
+  /** How long a node waits for another node's fetch to be stored. */
+  clusterWaitMs?: number;
 }
+
+/** The shared-storage poll while another node fetches. */
+const CLUSTER_POLL_MS = 200;
 
 export class ProxyBlobFetcher {
   private readonly inflight = new Map<string, Fetch>();
@@ -46,11 +56,15 @@ export class ProxyBlobFetcher {
   private readonly spoolDir: string;
   private readonly idleTimeoutMs: number;
   private readonly observer?: ProxyObserver;
+  private readonly clusterLock?: (key: string) => Promise<HeldLock | null>;
+  private readonly clusterWaitMs: number;
 
   constructor(opts: ProxyBlobOptions = {}) {
     this.spoolDir = opts.spoolDir ?? tmpdir();
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     this.observer = opts.observer;
+    this.clusterLock = opts.clusterLock;
+    this.clusterWaitMs = opts.clusterWaitMs ?? 10 * 60_000;
   }
 
   /** Fetches in flight now (/debug/vars). */
@@ -68,22 +82,55 @@ export class ProxyBlobFetcher {
       f = this.start(ctx, repo, src, dgst, key);
     }
     const { size, spool } = await f.started;
-    return { size, stream: Readable.from(spool.reader(), { objectMode: false }), stored: f.stored };
+    if (spool) return { size, stream: Readable.from(spool.reader(), { objectMode: false }), stored: f.stored };
+    // Fetched by another node: served from shared storage once it is there.
+    const desc = await f.stored;
+    return { size: desc.size, stream: await repo.blobs.blobStore.open(ctx, dgst), stored: f.stored };
+  }
+
+  /** Another node holds the fetch: wait until the blob is in shared storage,
+   *  or until its lock goes without it (that node died or failed: fetch here). */
+  private async waitForCluster(ctx: DriverContext, repo: Repository, dgst: string, key: string): Promise<{ desc?: Descriptor; lock?: HeldLock }> {
+    const until = Date.now() + this.clusterWaitMs;
+    while (Date.now() < until) {
+      try { return { desc: await repo.blobs.blobStore.stat(ctx, dgst) }; } catch (e) {
+        if ((e as { code?: string }).code !== 'BLOB_UNKNOWN') throw e;
+      }
+      const lock = await this.clusterLock!(key);
+      if (lock) return { lock };
+      await new Promise((r) => setTimeout(r, CLUSTER_POLL_MS));
+    }
+    throw err('UNAVAILABLE', `another node has been fetching ${dgst} from the upstream for over ${this.clusterWaitMs} ms; retry later`, { digest: dgst }, 504);
   }
 
   private start(ctx: DriverContext, repo: Repository, src: ProxySource, dgst: string, key: string): Fetch {
     this.stats.fetches++;
     // Not the first client's context: the fetch outlives that client if it goes.
     const own: DriverContext = { requestId: ctx.requestId, log: ctx.log };
-    let resolveStarted!: (v: { size?: number; spool: Spool }) => void;
+    let resolveStarted!: (v: { size?: number; spool: Spool | null }) => void;
     let rejectStarted!: (e: unknown) => void;
-    const started = new Promise<{ size?: number; spool: Spool }>((ok, fail) => { resolveStarted = ok; rejectStarted = fail; });
+    const started = new Promise<{ size?: number; spool: Spool | null }>((ok, fail) => { resolveStarted = ok; rejectStarted = fail; });
     const f: Fetch = { started, stored: null as unknown as Promise<Descriptor>, joiners: new Set() };
     this.inflight.set(key, f);
     f.stored = (async () => {
       let spool: Spool | null = null;
       let got: Awaited<ReturnType<UpstreamClient['getBlob']>> = null;
+      let lock: HeldLock | null | undefined;
       try {
+        if (this.clusterLock) {
+          // Fail open: with Redis away, this node fetches on its own.
+          lock = await this.clusterLock(key).catch(() => undefined);
+          if (lock === null) {
+            resolveStarted({ spool: null });
+            this.observer?.coalesced('blob');
+            const waited = await this.waitForCluster(own, repo, dgst, key);
+            if (waited.desc) {
+              for (const r of [repo, ...f.joiners]) await r.blobs.link(own, { ...waited.desc, mediaType: OCTET_STREAM });
+              return waited.desc;
+            }
+            lock = waited.lock;
+          }
+        }
         try { got = await src.upstream.getBlob(src.upstreamName, dgst); } catch (e) { this.observer?.upstreamError(kindOf(e)); throw upstreamFailure(e); }
         if (!got) throw err('BLOB_UNKNOWN', `blob unknown to the upstream ${src.upstream.host} (${src.upstreamName}): ${dgst}`, { digest: dgst });
         spool = await Spool.create(this.spoolDir);
@@ -111,6 +158,7 @@ export class ProxyBlobFetcher {
         throw why;
       } finally {
         this.inflight.delete(key);
+        await lock?.release();
       }
     })();
     f.stored.catch(() => {});

@@ -14,6 +14,7 @@ import { ProxyManifestStore } from './proxyManifestStore.js';
 import type { ProxyKind, ProxyObserver } from './proxyObserver.js';
 import { ProxyRecords } from './proxyRecords.js';
 import type { StorageDriver } from '../../drivers/driver.js';
+import type { HeldLock } from '../cache/redisLock.js';
 import { ProxyTagStore } from './proxyTagStore.js';
 import { UpstreamClient } from './upstream.js';
 import { Coalescer } from './coalesce.js';
@@ -51,9 +52,11 @@ export class ProxyRegistry {
   /** Pull records for expiry and the size cap (null when neither is configured). */
   readonly records: ProxyRecords | null;
 
-  constructor(readonly config: ProxyConfig, readonly log: Logger, readonly observer: ProxyObserver, driver?: StorageDriver) {
+  constructor(readonly config: ProxyConfig, readonly log: Logger, readonly observer: ProxyObserver, driver?: StorageDriver,
+    /** With Redis: the cluster-wide lock of one blob fetch, so that nodes sharing storage fetch it once. */
+    clusterLock?: (key: string) => Promise<HeldLock | null>) {
     this.remotes = config.remotes.map((c) => ({ config: c, upstream: new UpstreamClient({ url: c.remoteurl, credentials: credentialsOf(c), timeoutMs: c.timeoutMs }) }));
-    this.fetcher = new ProxyBlobFetcher({ spoolDir: config.spoolDir, observer });
+    this.fetcher = new ProxyBlobFetcher({ spoolDir: config.spoolDir, observer, clusterLock });
     this.hostsRepositories = !config.remotes.some((r) => r.prefix === '');
     const ttls = config.remotes.map((r) => r.ttlMs).filter((t) => t > 0);
     this.records = driver && (ttls.length || config.maxSizeBytes > 0)
