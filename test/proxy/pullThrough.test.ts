@@ -4,7 +4,7 @@
 // repositories, driven by skopeo and raw HTTP; tag freshness counted on the
 // upstream's access log; the upstream stopped; an upstream that rate-limits.
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
@@ -203,7 +203,9 @@ describe('proxy: an upstream that rate-limits', function () {
     });
     await new Promise<void>((r) => limiter.listen(0, '127.0.0.1', r));
     const port = (limiter.address() as AddressInfo).port;
-    proxy = await startTestRegistry(`proxy:\n  remoteurl: http://127.0.0.1:${port}\n  tagttl: 0s\n`, { driver: 'inmemory' });
+    proxy = await startTestRegistry(`proxy:\n  remoteurl: http://127.0.0.1:${port}\n  tagttl: 0s\n`, {
+      driver: 'inmemory', httpExtra: '  debug:\n    addr: 127.0.0.1:0\n    prometheus:\n      enabled: true\n',
+    });
   });
   after(async () => {
     await proxy?.stop();
@@ -230,5 +232,20 @@ describe('proxy: an upstream that rate-limits', function () {
     expect(stale.headers.get('docker-content-digest')).to.equal(img.manifest.digest);
     expect((await req(proxy.url, 'GET', `/v2/lib/app/blobs/${img.layers[0].digest}`)).status).to.equal(200);
     limited = false;
+    // distribution's counters and ours, in a text promtool accepts.
+    const text = await proxy.app.metrics!.registry.metrics();
+    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    expect(value('registry_proxy_upstream_errors_total{kind="429"}')).to.be.at.least(3);
+    expect(value('registry_proxy_stale_served_total{type="manifest"}')).to.equal(1);
+    expect(value('registry_proxy_misses_total{type="blob"}')).to.equal(1);
+    expect(value('registry_proxy_hits_total{type="blob"}')).to.equal(1);
+    expect(value('registry_proxy_pulled_bytes_total{type="blob"}')).to.equal(img.layers[0].size);
+    expect(value('registry_proxy_requests_total{type="manifest"}')).to.equal(2);
+    if (spawnSync('promtool', ['--version']).status === 0) {
+      const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+      expect(lint.status, lint.stdout + lint.stderr).to.equal(0);
+    } else if (process.env.CI === 'true') {
+      throw new Error('promtool is missing');
+    }
   });
 });
