@@ -48,6 +48,8 @@ export class ProxyRegistry {
   readonly hostsRepositories: boolean;
   /** Manifest fetches in flight (concurrent misses share one). */
   private readonly manifestFetches = new Coalescer<StoredManifest>();
+  /** Tag revalidations in flight (concurrent pulls of one tag send one HEAD). */
+  private readonly tagRevalidations = new Coalescer<{ digest: string; hit: boolean }>();
 
   /** Pull records for expiry and the size cap (null when neither is configured). */
   readonly records: ProxyRecords | null;
@@ -103,7 +105,7 @@ export class ProxyRegistry {
       target,
       blobs: new ProxyBlobStore(local, target, this.fetcher, this.observer),
       manifests,
-      tags: new ProxyTagStore(local, target, manifests, this.tagChecks, this.observer),
+      tags: new ProxyTagStore(local, target, manifests, this.tagChecks, this.observer, this.tagRevalidations),
       observer: this.observer,
       served: (kind, dgst, hit, bytes, size) => {
         this.observer.served(kind, hit, bytes);

@@ -10,16 +10,13 @@ import type { DriverContext } from '../../drivers/driver.js';
 import { isDigest } from '../digest.js';
 import { err } from '../errors.js';
 import type { Repository } from '../storage/registry.js';
-import { Coalescer } from './coalesce.js';
+import type { Coalescer } from './coalesce.js';
 import { kindOf, upstreamFailure } from './errors.js';
 import type { ProxyManifestStore } from './proxyManifestStore.js';
 import type { ProxyObserver } from './proxyObserver.js';
 import type { UpstreamClient } from './upstream.js';
 
 export interface ProxyTagTarget { remote: { upstream: UpstreamClient; config: { prefix: string; tagTtlMs: number } }; upstreamName: string }
-
-/** Revalidations in flight, shared by every request of the process. */
-const revalidating = new Coalescer<{ digest: string; hit: boolean }>();
 
 export class ProxyTagStore {
   constructor(
@@ -28,6 +25,8 @@ export class ProxyTagStore {
     private readonly manifests: ProxyManifestStore,
     private readonly checks: LRUCache<string, number>,
     private readonly observer: ProxyObserver,
+    /** Revalidations in flight, shared by the registry's requests. */
+    private readonly revalidating: Coalescer<{ digest: string; hit: boolean }>,
   ) {}
 
   private get upstream(): UpstreamClient { return this.target.remote.upstream; }
@@ -45,7 +44,7 @@ export class ProxyTagStore {
     const cached = await this.localDigest(ctx, tag);
     const checkedAt = this.checks.get(key);
     if (cached && checkedAt !== undefined && Date.now() - checkedAt < this.target.remote.config.tagTtlMs) return { digest: cached, hit: true };
-    return revalidating.run(key, async () => {
+    return this.revalidating.run(key, async () => {
       let head;
       try {
         head = await this.upstream.headManifest(this.target.upstreamName, tag);

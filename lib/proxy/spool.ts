@@ -10,6 +10,19 @@ import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const READ_BYTES = 256 << 10;
+/** Bytes appended but not yet written past which append() waits. */
+const MAX_PENDING = 8 << 20;
+
+/** The buffers of a batch from byte off on (after a short write). */
+function sliceFrom(batch: Buffer[], off: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const b of batch) {
+    if (off >= b.length) { off -= b.length; continue; }
+    out.push(off ? b.subarray(off) : b);
+    off = 0;
+  }
+  return out;
+}
 
 export class Spool {
   private written = 0;
@@ -18,6 +31,11 @@ export class Spool {
   private waiters: (() => void)[] = [];
   /** The producer's reference and one per reader; the file closes at zero. */
   private refs = 1;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private writing: Promise<void> | null = null;
+  /** finish() was called without an error: done once pending bytes are written. */
+  private closing = false;
 
   private constructor(private readonly fh: FileHandle) {}
 
@@ -37,21 +55,59 @@ export class Spool {
     ws.forEach((w) => w());
   }
 
+  /** Adds bytes. They are written as the file takes them: while one write
+   *  is in flight, what arrives meanwhile is gathered into the next (one
+   *  writev), so a fast upstream is not held to one write per network chunk.
+   *  The caller must not change b afterwards. Resolves at once unless more
+   *  than MAX_PENDING bytes wait (backpressure on the upstream). */
   async append(b: Buffer): Promise<void> {
-    let off = 0;
-    while (off < b.length) {
-      const { bytesWritten } = await this.fh.write(b, off, b.length - off, this.written);
-      off += bytesWritten;
-      this.written += bytesWritten;
-    }
-    this.wake();
+    if (b.length === 0) return;
+    this.pending.push(b);
+    this.pendingBytes += b.length;
+    if (!this.writing) this.writing = this.writeLoop();
+    if (this.pendingBytes > MAX_PENDING) await this.writing;
   }
 
-  /** The producer is done: verified (no error), or failed (readers throw it). */
+  private async writeLoop(): Promise<void> {
+    try {
+      while (this.pending.length > 0 && !this.error) {
+        const batch = this.pending;
+        this.pending = [];
+        this.pendingBytes = 0;
+        let off = 0;
+        const total = batch.reduce((n, x) => n + x.length, 0);
+        while (off < total) {
+          const { bytesWritten } = await this.fh.writev(off === 0 ? batch : sliceFrom(batch, off), this.written);
+          off += bytesWritten;
+          this.written += bytesWritten;
+          this.wake();
+        }
+      }
+    } catch (e) {
+      this.fail(e as Error);
+    } finally {
+      this.writing = null;
+      if (this.closing && !this.done) this.complete(null);
+    }
+  }
+
+  /** The producer is done: verified (no error; readers get the last byte once
+   *  everything appended is written), or failed (readers throw the error). */
   finish(error?: Error): void {
+    if (this.done || this.closing) { if (error) this.fail(error); return; }
+    if (error) { this.fail(error); return; }
+    this.closing = true;
+    if (!this.writing) this.complete(null);
+  }
+
+  private fail(error: Error): void {
     if (this.done) return;
+    this.complete(error);
+  }
+
+  private complete(error: Error | null): void {
     this.done = true;
-    this.error = error ?? null;
+    this.error = error;
     this.wake();
     this.release();
   }
