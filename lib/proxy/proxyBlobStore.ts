@@ -88,17 +88,25 @@ export class ProxyBlobFetcher {
     return { size: desc.size, stream: await repo.blobs.blobStore.open(ctx, dgst), stored: f.stored };
   }
 
-  /** Another node holds the fetch: wait until the blob is in shared storage,
-   *  or until its lock goes without it (that node died or failed: fetch here). */
+  /** Another node holds the fetch: wait until its lock is gone (it releases
+   *  it after its commit verified the blob; the lock also expires if it
+   *  dies), then take the lock: the blob is in shared storage (served from
+   *  there), or that node failed and this one fetches. The blob's presence
+   *  alone is not the signal: a store may show an object before it is whole. */
   private async waitForCluster(ctx: DriverContext, repo: Repository, dgst: string, key: string): Promise<{ desc?: Descriptor; lock?: HeldLock }> {
     const until = Date.now() + this.clusterWaitMs;
     while (Date.now() < until) {
-      try { return { desc: await repo.blobs.blobStore.stat(ctx, dgst) }; } catch (e) {
-        if ((e as { code?: string }).code !== 'BLOB_UNKNOWN') throw e;
-      }
-      const lock = await this.clusterLock!(key);
-      if (lock) return { lock };
       await new Promise((r) => setTimeout(r, CLUSTER_POLL_MS));
+      const lock = await this.clusterLock!(key);
+      if (!lock) continue;
+      try {
+        const desc = await repo.blobs.blobStore.stat(ctx, dgst);
+        await lock.release();
+        return { desc };
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'BLOB_UNKNOWN') { await lock.release(); throw e; }
+      }
+      return { lock };
     }
     throw err('UNAVAILABLE', `another node has been fetching ${dgst} from the upstream for over ${this.clusterWaitMs} ms; retry later`, { digest: dgst }, 504);
   }
@@ -129,6 +137,14 @@ export class ProxyBlobFetcher {
               return waited.desc;
             }
             lock = waited.lock;
+          } else if (lock) {
+            // Another node may have stored it since this node looked.
+            const there = await repo.blobs.blobStore.stat(own, dgst).catch(() => null);
+            if (there) {
+              resolveStarted({ spool: null });
+              for (const r of [repo, ...f.joiners]) await r.blobs.link(own, { ...there, mediaType: OCTET_STREAM });
+              return there;
+            }
           }
         }
         try { got = await src.upstream.getBlob(src.upstreamName, dgst); } catch (e) { this.observer?.upstreamError(kindOf(e)); throw upstreamFailure(e); }

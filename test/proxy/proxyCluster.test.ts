@@ -44,9 +44,9 @@ describe('proxy: two nodes on shared s3 storage and Redis', function () {
     const path = `/v2/lib/big/blobs/${big.digest}`;
     const results = await Promise.all(Array.from({ length: 8 }, async (_, i) => {
       const r = await req(nodes[i % 2].url, 'GET', path);
-      return r.status === 200 && r.body.equals(big.data);
+      return r.status === 200 && r.body.equals(big.data) ? 'ok' : `node ${i % 2}: ${r.status} ${r.body.length} bytes ${r.status === 200 ? '' : r.body.toString().slice(0, 300)}`;
     }));
-    expect(results).to.deep.equal(Array(8).fill(true));
+    expect(results).to.deep.equal(Array(8).fill('ok'));
     const gets = text.split('\n').filter((l) => l.includes(`"GET ${path}`)).length;
     expect(gets, 'upstream blob GETs').to.equal(1);
     // Both nodes now serve it from the shared store without the upstream.
