@@ -25,6 +25,9 @@ export function execCredentials(command: string, lifetimeMs?: number, timeoutMs 
           if (e) reject(new Error(`proxy.exec: the credential helper failed (${(e as { code?: unknown }).code ?? e.message.split('\n')[0]})`));
           else resolve(stdout);
         });
+        // A helper that exits without reading its stdin (missing, or failing
+        // at once) makes the write fail with EPIPE: its exit status says why.
+        child.stdin?.on('error', () => {});
         child.stdin?.end(host);
       });
       let parsed: { Username?: unknown; Secret?: unknown };
