@@ -192,7 +192,8 @@ export class ProxyBlobFetcher {
       arm();
       for await (const c of body) {
         arm();
-        const b = c as Buffer;
+        const u = c as Uint8Array;
+        const b = Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
         await spool.append(b);
         yield b;
       }

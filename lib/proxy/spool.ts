@@ -12,6 +12,9 @@ import { join } from 'node:path';
 const READ_BYTES = 256 << 10;
 /** Bytes appended but not yet written past which append() waits. */
 const MAX_PENDING = 8 << 20;
+/** Recent bytes kept in memory: a reader that keeps up with the upstream is
+ *  served from them and never reads the file. */
+const TAIL_BYTES = 8 << 20;
 
 /** The buffers of a batch from byte off on (after a short write). */
 function sliceFrom(batch: Buffer[], off: number): Buffer[] {
@@ -32,6 +35,11 @@ export class Spool {
   /** The producer's reference and one per reader; the file closes at zero. */
   private refs = 1;
   private pending: Buffer[] = [];
+  /** Bytes appended (written or not). */
+  private appended = 0;
+  /** The most recent chunks, by offset, for readers at the front. */
+  private tail: { off: number; buf: Buffer }[] = [];
+  private tailBytes = 0;
   private pendingBytes = 0;
   private writing: Promise<void> | null = null;
   /** finish() was called without an error: done once pending bytes are written. */
@@ -62,6 +70,15 @@ export class Spool {
    *  than MAX_PENDING bytes wait (backpressure on the upstream). */
   async append(b: Buffer): Promise<void> {
     if (b.length === 0) return;
+    this.tail.push({ off: this.appended, buf: b });
+    this.appended += b.length;
+    this.tailBytes += b.length;
+    // Recent chunks stay in memory (bounded) for readers that keep up; only
+    // chunks already on disk are dropped, so every byte is somewhere.
+    while (this.tailBytes > TAIL_BYTES && this.tail.length > 1 && this.tail[0].off + this.tail[0].buf.length <= this.written) {
+      this.tailBytes -= this.tail.shift()!.buf.length;
+    }
+    this.wake();
     this.pending.push(b);
     this.pendingBytes += b.length;
     if (!this.writing) this.writing = this.writeLoop();
@@ -123,21 +140,45 @@ export class Spool {
       let pos = 0;
       for (;;) {
         if (this.error) throw this.error;
-        const limit = this.done ? this.written : this.written - 1;
+        // Everything appended, but the last byte only once verified.
+        const limit = this.done ? this.appended : this.appended - 1;
         if (pos < limit) {
-          const n = Math.min(READ_BYTES, limit - pos);
-          // A fresh buffer per read: the consumer may still hold the last one.
-          const b = Buffer.allocUnsafe(n);
-          const { bytesRead } = await this.fh.read(b, 0, n, pos);
-          pos += bytesRead;
-          yield bytesRead === n ? b : b.subarray(0, bytesRead);
-          continue;
+          const mem = this.fromTail(pos, limit);
+          if (mem) {
+            pos += mem.length;
+            yield mem;
+            continue;
+          }
+          const upTo = Math.min(limit, this.written);
+          if (pos < upTo) {
+            const n = Math.min(READ_BYTES, upTo - pos);
+            // A fresh buffer per read: the consumer may still hold the last one.
+            const b = Buffer.allocUnsafe(n);
+            const { bytesRead } = await this.fh.read(b, 0, n, pos);
+            pos += bytesRead;
+            yield bytesRead === n ? b : b.subarray(0, bytesRead);
+            continue;
+          }
         }
-        if (this.done) return;
+        if (this.done && pos >= limit) return;
         await new Promise<void>((r) => this.waiters.push(r));
       }
     } finally {
       this.release();
     }
+  }
+
+  /** Bytes from pos (up to limit) held in memory, or null. */
+  private fromTail(pos: number, limit: number): Buffer | null {
+    const t = this.tail;
+    if (t.length === 0 || pos < t[0].off) return null;
+    for (let i = t.length - 1; i >= 0; i--) {
+      const c = t[i];
+      if (pos >= c.off) {
+        if (pos >= c.off + c.buf.length) return null;
+        return c.buf.subarray(pos - c.off, Math.min(c.buf.length, limit - c.off));
+      }
+    }
+    return null;
   }
 }

@@ -4,10 +4,10 @@
 // flow), cached per scope until they expire. Credentials go to the upstream
 // and its token realm only: never logged, never in an error, never to a
 // redirect's other host (fetch drops Authorization across origins).
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { parseChallenges } from './challenge.js';
+import { type NodeResponse, nodeGet } from './nodeHttp.js';
 import type { CredentialSource } from './credentials.js';
 
 /** What a manifest request accepts: every type the registry stores. */
@@ -114,10 +114,12 @@ export class UpstreamClient {
   }
 
   /** fetch with a deadline for the answer's headers (not for its body). */
-  private async send(url: URL, method: string, headers: Record<string, string>): Promise<Response> {
+  private async send(url: URL, method: string, headers: Record<string, string>, stream = false): Promise<Response> {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), this.timeoutMs);
     try {
+      // Blob bodies as Node streams (nodeHttp.ts says why); the rest through fetch.
+      if (stream) return await nodeGet(url, method as 'GET', headers, ac.signal) as unknown as Response;
       return await fetch(url, { method, headers, signal: ac.signal, redirect: 'follow' });
     } catch (e) {
       if (ac.signal.aborted) throw new UpstreamError(`the upstream ${url.host} did not answer within ${this.timeoutMs} ms`, 'timeout');
@@ -129,7 +131,7 @@ export class UpstreamClient {
   }
 
   /** A request for repo's content, authenticated as the upstream's challenge asks; one retry after a 401. */
-  async request(method: 'GET' | 'HEAD', path: string, repo: string, headers: Record<string, string> = {}): Promise<Response> {
+  async request(method: 'GET' | 'HEAD', path: string, repo: string, headers: Record<string, string> = {}, stream = false): Promise<Response> {
     const url = new URL(path.replace(/^\/+/, ''), this.base);
     for (let attempt = 0; ; attempt++) {
       const h = { ...headers };
@@ -138,7 +140,7 @@ export class UpstreamClient {
       const auth = await this.authHeader(repo);
       if (auth) h.Authorization = auth;
       this.sent[method]++;
-      const res = await this.send(url, method, h);
+      const res = await this.send(url, method, h, stream);
       if (res.status !== 401 || attempt > 0) return res;
       const next = this.authFrom(res.headers.get('www-authenticate'));
       if (!next) return res;
@@ -213,13 +215,13 @@ export class UpstreamClient {
 
   /** The blob's bytes as a stream, with the size the upstream says; null when unknown upstream. */
   async getBlob(repo: string, dgst: string): Promise<{ size: number | undefined; body: Readable } | null> {
-    const res = await this.request('GET', `v2/${repo}/blobs/${dgst}`, repo);
+    const res = await this.request('GET', `v2/${repo}/blobs/${dgst}`, repo, {}, true) as unknown as NodeResponse;
     if (res.status === 404) { await res.body?.cancel(); return null; }
-    if (!res.ok || !res.body) { await res.body?.cancel(); throw this.failure(res, `GET of blob ${dgst}`); }
+    if (!res.ok) { await res.body?.cancel(); throw this.failure(res as unknown as Response, `GET of blob ${dgst}`); }
     const size = Number(res.headers.get('content-length'));
     return {
       size: res.headers.has('content-length') && Number.isSafeInteger(size) ? size : undefined,
-      body: Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>),
+      body: res.stream,
     };
   }
 
