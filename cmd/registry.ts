@@ -26,6 +26,7 @@ import { expireProxyCache } from '../lib/proxy/proxyExpiry.js';
 import { ProxyRegistry } from '../lib/proxy/proxyRegistry.js';
 import { ProxyObserver } from '../lib/proxy/proxyObserver.js';
 import { RegistryMetrics, writeTextfile } from '../lib/metrics/metrics.js';
+import { deadLetterQueues } from '../lib/notifications/deadLetters.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -167,6 +168,70 @@ program.command('purge-uploads')
     const verb = opts.dryRun ? 'would purge' : 'purged';
     console.log(`${verb} ${summary.purged} of ${summary.scanned} uploads (${formatBytes(summary.bytes)}), kept ${summary.kept}, errors ${summary.errors}, in ${((Date.now() - started) / 1000).toFixed(1)}s`);
     process.exit(summary.errors ? 1 : 0);
+  });
+
+const notificationsCmd = program.command('notifications').description('notification queues: dead letters');
+
+/** The endpoints' queues a command acts on (all, or the one --endpoint names); exits 2 if none. */
+async function deadLetterTargets(file: string | undefined, endpoint: string | undefined, cmd: string) {
+  const config = configOrExit(file);
+  const log = createLogger({ ...config.log, level: 'warn' });
+  const redis = config.redis ? createRedis(config.redis) : undefined;
+  if (redis) await waitReady(redis, 10_000).catch((e) => { console.error(`registry notifications ${cmd}: redis: ${(e as Error).message}`); process.exit(1); });
+  const queues = deadLetterQueues(config, log, redis).filter((q) => endpoint === undefined || q.endpoint === endpoint);
+  if (queues.length === 0) {
+    console.error(`registry notifications ${cmd}: ${endpoint ? `no enabled endpoint named ${endpoint}` : 'no notification endpoint is enabled'} in the configuration`);
+    process.exit(2);
+  }
+  return { queues, done: () => redis?.disconnect() };
+}
+
+notificationsCmd.command('list-dead')
+  .description('list the events an endpoint\'s queue gave up on (over its bounds, or older than maxage), oldest first')
+  .argument('[config]', 'configuration file (else REGISTRY_CONFIGURATION_PATH)')
+  .option('--endpoint <name>', 'only this endpoint')
+  .option('--limit <n>', 'at most this many events per endpoint', '100')
+  .option('--json', 'one JSON object per line: endpoint, reason, queuedAt, deadAt, event')
+  .action(async (file: string | undefined, opts: { endpoint?: string; limit: string; json?: boolean }) => {
+    const { queues, done } = await deadLetterTargets(file, opts.endpoint, 'list-dead');
+    const limit = Math.max(0, Number(opts.limit) || 0);
+    try {
+      for (const q of queues) {
+        const { total, events } = await q.queue.listDead(limit);
+        if (!opts.json) console.log(`${q.endpoint}: ${total} dead-lettered event${total === 1 ? '' : 's'} (${q.queue.kind} queue)${total > events.length ? `, first ${events.length} shown` : ''}`);
+        for (const d of events) {
+          const e = JSON.parse(d.body) as { id?: string; action?: string; target?: { repository?: string; digest?: string; tag?: string } };
+          if (opts.json) console.log(JSON.stringify({ endpoint: q.endpoint, reason: d.reason, queuedAt: new Date(d.at).toISOString(), deadAt: new Date(d.deadAt).toISOString(), event: e }));
+          else console.log(`  ${new Date(d.deadAt).toISOString()} ${d.reason} ${e.id} ${e.action} ${e.target?.repository ?? ''}${e.target?.tag ? `:${e.target.tag}` : ''}${e.target?.digest ? `@${e.target.digest}` : ''}`);
+        }
+      }
+    } catch (e) {
+      console.error(`registry notifications list-dead: ${(e as Error).message}`);
+      process.exit(1);
+    } finally {
+      done();
+    }
+    process.exit(0);
+  });
+
+notificationsCmd.command('replay')
+  .description('queue every dead-lettered event again, at the end of its endpoint\'s queue (same event ids)')
+  .argument('[config]', 'configuration file (else REGISTRY_CONFIGURATION_PATH)')
+  .option('--endpoint <name>', 'only this endpoint')
+  .action(async (file: string | undefined, opts: { endpoint?: string }) => {
+    const { queues, done } = await deadLetterTargets(file, opts.endpoint, 'replay');
+    try {
+      for (const q of queues) {
+        const n = await q.queue.replayDead();
+        console.log(`${q.endpoint}: ${n} event${n === 1 ? '' : 's'} queued again${q.queue.kind === 'disk' && n ? ' (the registry serving this directory picks them up within a second, or when it next starts)' : ''}`);
+      }
+    } catch (e) {
+      console.error(`registry notifications replay: ${(e as Error).message}`);
+      process.exit(1);
+    } finally {
+      done();
+    }
+    process.exit(0);
   });
 
 program.command('garbage-collect')

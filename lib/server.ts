@@ -33,6 +33,8 @@ import { ProxyRegistry } from './proxy/proxyRegistry.js';
 import { ProxyObserver } from './proxy/proxyObserver.js';
 import { ProxyExpiryScheduler } from './proxy/proxyExpiryScheduler.js';
 import { proxyMetrics } from './metrics/proxyMetrics.js';
+import { Notifier } from './notifications/notifier.js';
+import { notificationMetrics } from './metrics/notificationMetrics.js';
 
 export interface RunningRegistry {
   server: http.Server;
@@ -129,10 +131,17 @@ export async function startRegistry(config: Config, log: Logger, opts: StartOpti
     for (const r of config.proxy.remotes) log.info({ prefix: r.prefix || '(every repository)', upstream: new URL(r.remoteurl).host }, 'pull-through cache of an upstream registry');
   }
   const gcRedis = redis;
+  let notifier: Notifier | null;
+  try {
+    notifier = await Notifier.create(config, log, redis, metrics ? notificationMetrics(metrics) : undefined);
+  } catch (e) {
+    redis?.disconnect();
+    throw new ConfigError('notifications.queue.directory', (e as Error).message);
+  }
   const access = accessController(config, log);
   const health = HealthChecks.fromConfig(config.health, driver, log, metrics ?? undefined);
   const { express: handler, app } = createApp(registry, config, log, {
-    access, metrics, tracer: tr, health: health.size ? health : undefined, accessLog: opts.accessLog,
+    access, metrics, tracer: tr, health: health.size ? health : undefined, accessLog: opts.accessLog, notifier: notifier ?? undefined,
     // Fail open: if Redis is unreachable, the collector cannot hold its lock
     // either, and it stops before its next deletion.
     gcActive: gcRedis ? async () => (await gcRedis.exists(GC_LOCK).catch(() => 0)) === 1 : undefined,
@@ -177,8 +186,10 @@ export async function startRegistry(config: Config, log: Logger, opts: StartOpti
   } catch (e) {
     health.stop();
     server.close();
+    await notifier?.stop();
     throw e;
   }
+  notifier?.start();
   const a = server.address();
   const url = typeof a === 'object' && a
     ? `${config.http.tls ? 'https' : 'http'}://${(a as AddressInfo).family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
@@ -207,7 +218,8 @@ export async function startRegistry(config: Config, log: Logger, opts: StartOpti
       void debug?.close();
       // Connections that finish their request while draining close at once.
       const idle = setInterval(() => server.closeIdleConnections(), 50);
-      server.close(() => { clearInterval(idle); redis?.disconnect(); resolve(); });
+      // Requests still draining record their events before the queues close.
+      server.close(() => { clearInterval(idle); void (notifier?.stop() ?? Promise.resolve()).catch(() => {}).then(() => { redis?.disconnect(); resolve(); }); });
       server.closeIdleConnections();
       // draintimeout 0 means no draining, as in distribution: cut connections now.
       setTimeout(() => server.closeAllConnections(), config.http.drainTimeoutMs).unref();

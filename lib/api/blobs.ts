@@ -10,6 +10,7 @@ import type { DriverContext } from '../../drivers/driver.js';
 import { type ByteRange, ifRangeHolds, noneMatch, parseRanges } from './conditional.js';
 import { type Handler, driverContext } from './context.js';
 import type { ProxiedRepository } from '../proxy/proxyRegistry.js';
+import { afterSuccess, events } from './notify.js';
 
 async function* take(r: Readable, n: number): AsyncGenerator<Buffer> {
   let left = n;
@@ -47,6 +48,13 @@ export const getBlob: Handler = async (app, req, res, p) => {
   const dgst = mustDigest(p.digest);
   const repo = app.registry.repository(p.name);
   const bs = repo.blobs.blobStore;
+  const ev = events(app, req, res);
+  // The size is what the response said (a redirect or a 304 says none: the blob's size is read then).
+  if (ev) afterSuccess(res, async () => {
+    const size = res.statusCode === 200 && res.getHeader('Content-Length') !== undefined && !res.getHeader('Content-Range')
+      ? Number(res.getHeader('Content-Length')) : (await repo.blobs.stat(ctx, dgst).catch(() => null))?.size ?? 0;
+    await ev.blobPulled(p.name, { digest: dgst, size });
+  });
   const etag = `"${dgst}"`;
   const notModified = () => noneMatch(req.headers['if-none-match'], etag);
   const common = () => {
@@ -153,6 +161,7 @@ export const deleteBlob: Handler = async (app, req, res, p) => {
   if (app.config.storage.readOnly) throw err('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly)');
   const dgst = mustDigest(p.digest);
   await app.registry.repository(p.name).blobs.unlink(driverContext(app, req), dgst);
+  await events(app, req, res)?.blobDeleted(p.name, dgst);
   res.setHeader('Docker-Content-Digest', dgst);
   res.setHeader('Content-Length', '0');
   res.status(202).end();

@@ -10,6 +10,7 @@ import type { Tracer } from '@opentelemetry/api';
 import type { HealthChecks } from '../health/checks.js';
 import type { RegistryMetrics } from '../metrics/metrics.js';
 import { requestId } from './observe.js';
+import type { Notifier } from '../notifications/notifier.js';
 
 export interface App {
   registry: Registry;
@@ -30,6 +31,8 @@ export interface App {
   tracer: Tracer | null;
   /** The health section's checks (none configured: always healthy). */
   health?: HealthChecks;
+  /** Notification endpoints, when any is enabled. */
+  notifier?: Notifier;
   /** Requests and upload requests being served now (/debug/vars). */
   stats: { inFlight: number; uploads: number };
 }

@@ -8,6 +8,7 @@ import { type Handler, driverContext, urlFor } from './context.js';
 import { readBounded } from './body.js';
 import { noneMatch } from './conditional.js';
 import type { StoredManifest } from '../storage/manifestStore.js';
+import { afterSuccess, events } from './notify.js';
 
 function isDigestRef(ref: string): boolean {
   return ref.includes(':');
@@ -53,6 +54,8 @@ export const getManifest: Handler = async (app, req, res, p) => {
     // As distribution: a tag whose manifest the client cannot read is unknown to it.
     throw err('MANIFEST_UNKNOWN', `manifest ${ref} is ${m.mediaType}, which the Accept header does not list`, { mediaType: m.mediaType });
   }
+  const ev = events(app, req, res);
+  if (ev) afterSuccess(res, () => ev.manifestPulled(p.name, m, isDigestRef(ref) ? undefined : ref));
   const etag = `"${dgst}"`;
   res.setHeader('Docker-Content-Digest', dgst);
   res.setHeader('ETag', etag);
@@ -89,6 +92,8 @@ export const putManifest: Handler = async (app, req, res, p) => {
     if ((e as { code?: string }).code === 'DIGEST_INVALID' && target.digest) app.metrics?.digestFailures.labels('manifest').inc();
     throw e;
   }
+  // Recorded before the answer: a client told 201 has its event queued.
+  await events(app, req, res)?.manifestPushed(p.name, m, target.tag);
   res.setHeader('Location', urlFor(app, req, `/v2/${p.name}/manifests/${m.digest}`));
   res.setHeader('Docker-Content-Digest', m.digest);
   if (m.subject) res.setHeader('OCI-Subject', m.subject);
@@ -103,9 +108,14 @@ export const deleteManifest: Handler = async (app, req, res, p) => {
   const ctx = driverContext(app, req);
   const ref = p.reference!;
   const repo = app.registry.repository(p.name);
-  if (isDigest(ref)) await repo.manifests.delete(ctx, ref);
-  else if (validTag(ref)) await repo.tags.untag(ctx, ref);
-  else throw unknownRef(ref);
+  const ev = events(app, req, res);
+  if (isDigest(ref)) {
+    await repo.manifests.delete(ctx, ref);
+    await ev?.manifestDeleted(p.name, ref);
+  } else if (validTag(ref)) {
+    await repo.tags.untag(ctx, ref);
+    await ev?.tagDeleted(p.name, ref);
+  } else throw unknownRef(ref);
   res.setHeader('Content-Length', '0');
   res.status(202).end();
 };

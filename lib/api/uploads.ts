@@ -10,6 +10,7 @@ import type { BlobWriter } from '../storage/blobWriter.js';
 import { type App, type Handler, driverContext, urlFor } from './context.js';
 import { contentLength, contentRange } from './body.js';
 import { packUploadState, unpackUploadState } from './uploadState.js';
+import { events } from './notify.js';
 
 function rangeHeader(size: number): string {
   return `0-${Math.max(0, size - 1)}`;
@@ -38,10 +39,11 @@ function sendUploadStatus(app: App, req: Request, res: Response, name: string, i
 }
 
 /** Commits an upload, counting the result (and a digest that did not match). */
-async function commit(app: App, req: Request, w: BlobWriter, dgst: string): Promise<void> {
+async function commit(app: App, req: Request, w: BlobWriter, dgst: string): Promise<number> {
   try {
-    await w.commit(driverContext(app, req), dgst);
+    const desc = await w.commit(driverContext(app, req), dgst);
     app.metrics?.uploadsCompleted.labels('committed').inc();
+    return desc.size;
   } catch (e) {
     const code = e instanceof RegistryError ? e.code : 'UNKNOWN';
     app.metrics?.uploadsCompleted.labels(code).inc();
@@ -50,7 +52,10 @@ async function commit(app: App, req: Request, w: BlobWriter, dgst: string): Prom
   }
 }
 
-function sendBlobCreated(app: App, req: Request, res: Response, name: string, dgst: string): void {
+/** Answers 201 for a stored blob, once its push (or mount) event is recorded. */
+async function sendBlobCreated(app: App, req: Request, res: Response, name: string, dgst: string, size: number, from?: string): Promise<void> {
+  const ev = events(app, req, res);
+  if (ev) await (from !== undefined ? ev.blobMounted(name, { digest: dgst, size }, from) : ev.blobPushed(name, { digest: dgst, size }));
   res.setHeader('Location', urlFor(app, req, `/v2/${name}/blobs/${dgst}`));
   res.setHeader('Docker-Content-Digest', dgst);
   res.setHeader('Content-Length', '0');
@@ -136,7 +141,7 @@ export const startUpload: Handler = async (app, req, res, p) => {
         : await app.registry.blobStore.stat(ctx, dgst).catch(() => undefined);
       if (desc) {
         await repo.blobs.link(ctx, desc);
-        sendBlobCreated(app, req, res, p.name, dgst);
+        await sendBlobCreated(app, req, res, p.name, dgst, desc.size, from ?? '');
         return;
       }
     }
@@ -145,14 +150,15 @@ export const startUpload: Handler = async (app, req, res, p) => {
   if (digest !== undefined) {
     mustDigest(digest);
     const w = await repo.uploads.create(ctx);
+    let size: number;
     try {
       await takeBody(app, req, w, false);
-      await commit(app, req, w, digest);
+      size = await commit(app, req, w, digest);
     } catch (e) {
       await w.cancel(ctx).catch(() => {});
       throw e;
     }
-    sendBlobCreated(app, req, res, p.name, digest);
+    await sendBlobCreated(app, req, res, p.name, digest, size);
     return;
   }
   const w = await repo.uploads.create(ctx);
@@ -214,8 +220,8 @@ export const putUpload: Handler = async (app, req, res, p) => {
     throw err('DIGEST_INVALID', digest === undefined ? 'the digest query parameter is required to finish an upload' : `invalid digest: ${String(digest).slice(0, 200)}`);
   }
   await withBody(app, req, res, p.name, p.uuid!, async (w) => {
-    await commit(app, req, w, digest);
-    sendBlobCreated(app, req, res, p.name, digest);
+    const size = await commit(app, req, w, digest);
+    await sendBlobCreated(app, req, res, p.name, digest, size);
   });
 };
 

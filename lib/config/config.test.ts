@@ -182,10 +182,33 @@ tags:
     fails(`${base}middleware:\n  registry:\n    - name: mine\n`, /middleware\.registry\[0\]: no registry middleware named mine/);
     fails(`${base}middleware:\n  storage:\n    - name: akamai\n`, /middleware\.storage\[0\]\.name: no storage middleware named akamai/);
     fails(`${base}middleware:\n  storage:\n    - name: redirect\n      options: {}\n`, /middleware\.storage\[0\]\.options\.baseurl: is required/);
-    fails(`${base}notifications:\n  endpoints:\n    - name: hook\n      url: http://x/\n`, /notifications\.endpoints\[0\]/);
+    fails(`${base}notifications:\n  endpoints:\n    - name: hook\n      url: ftp://x/\n`, /notifications\.endpoints\[0\]\.url: must be http or https/);
+    fails(`${base}notifications:\n  endpoints:\n    - url: http://x/\n`, /notifications\.endpoints\[0\]\.name: is required/);
+    fails(`${base}notifications:\n  endpoints:\n    - name: a\n      url: http://x/\n    - name: a\n      url: http://y/\n`, /notifications\.endpoints\[1\]\.name: a names two enabled endpoints/);
     // With a certificate, letsencrypt is ignored, as in distribution.
     const c = parseConfig(`${base}http:\n  tls:\n    certificate: /c\n    key: /k\n    letsencrypt:\n      cachefile: /x\n`, {});
     expect(warned(c)).to.include('configuration: http.tls.letsencrypt: is ignored: certificate and key are given (as distribution does)');
+  });
+
+  it('reads notification endpoints with distribution\'s defaults, drops disabled ones, and takes queue bounds per endpoint', () => {
+    const c = parseConfig(`${base}notifications:\n  events:\n    includereferences: yes\n  queue:\n    directory: /spool\n    maxevents: 50\n  endpoints:\n    - name: off\n      url: http://x/\n      disabled: true\n`
+      + '    - name: hook\n      url: http://x/cb\n      timeout: 0s\n      threshold: -1\n      ignoredmediatypes: [a]\n      ignore:\n        mediatypes: [b]\n        actions: [pull]\n'
+      + '    - name: ce\n      url: https://y/\n      timeout: 3000ms\n      threshold: 5\n      backoff: 2s\n      format: cloudevents\n      queue:\n        maxevents: 7\n        maxage: 1h\n', {});
+    const n = c.notifications;
+    expect(n.includeReferences).to.equal(true);
+    expect(n.directory).to.equal('/spool');
+    expect(n.endpoints.map((e) => e.name)).to.deep.equal(['hook', 'ce']);
+    const [hook, ce] = n.endpoints;
+    expect([hook.timeoutMs, hook.threshold, hook.backoffMs, hook.format]).to.deep.equal([1000, 10, 1000, 'distribution']);
+    expect(hook.ignoredMediaTypes).to.deep.equal(['b', 'a']);
+    expect(hook.ignoredActions).to.deep.equal(['pull']);
+    expect(hook.queue.maxEvents).to.equal(50);
+    expect([ce.timeoutMs, ce.threshold, ce.backoffMs, ce.format]).to.deep.equal([3000, 5, 2000, 'cloudevents']);
+    expect([ce.queue.maxEvents, ce.queue.maxAgeMs, ce.queue.maxBytes]).to.deep.equal([7, 3600e3, 128 << 20]);
+    // Without a directory: one per listen address under the temporary directory.
+    const d = parseConfig(`${base}notifications:\n  endpoints:\n    - name: h\n      url: http://x/\n`, {}).notifications;
+    expect(d.directorySet).to.equal(false);
+    expect(d.directory).to.include('registry-notifications-');
   });
 
   it('honours http.tls cipher suites and minimum versions, or refuses them by name', () => {

@@ -4,7 +4,8 @@
 // (config.warnings); what cannot be honoured safely is a ConfigError naming
 // the key. docs/configuration.md lists what is honoured, warned and refused.
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { configSchema } from './configSchema.js';
 import { applyEnv } from './env.js';
 import { type ConfigWarning, ConfigError, normalize } from './schema.js';
@@ -43,9 +44,25 @@ export interface HealthConfig {
   tcp: (HealthCheckConfig & { addr: string; timeoutMs: number })[];
 }
 
+/** How much one endpoint's queue holds before its oldest events are dead-lettered. */
+export interface QueueBounds { maxEvents: number; maxBytes: number; maxAgeMs: number; maxDeadEvents: number }
+
 export interface NotificationEndpoint {
   name: string; url: string; headers: Record<string, string[]>; timeoutMs: number; threshold: number; backoffMs: number;
   ignoredMediaTypes: string[]; ignoredActions: string[];
+  /** ours: distribution's envelope, or CloudEvents 1.0 structured JSON. */
+  format: 'distribution' | 'cloudevents';
+  queue: QueueBounds;
+}
+
+export interface NotificationsConfig {
+  endpoints: NotificationEndpoint[];
+  includeReferences: boolean;
+  /** ours: where the on-disk queue lives when there is no redis section (docs/notifications.md). */
+  directory: string;
+  /** False only when notifications.queue.directory was not set (a default under the temporary directory). */
+  directorySet: boolean;
+  fsync: boolean;
 }
 
 /** One upstream of pull-through mode: `proxy.remoteurl` (prefix '', every repository) or an entry of `proxy.remotes`. */
@@ -124,7 +141,7 @@ export interface Config {
     indexPlatforms: 'all' | 'none' | 'list'; platformList: { os?: string; architecture?: string }[];
   };
   health: HealthConfig;
-  notifications: { endpoints: NotificationEndpoint[]; includeReferences: boolean };
+  notifications: NotificationsConfig;
   /** Pull-through mode (distribution's proxy section, and proxy.remotes): absent for a hosted-only registry. */
   proxy?: ProxyConfig;
   catalogMaxEntries: number;
@@ -290,12 +307,7 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
     }),
   };
 
-  // Notifications are not built yet: an endpoint that would act is refused
-  // (its events would be lost).
-  const endpoints = ((get(n, 'notifications', 'endpoints') ?? []) as N[]);
-  endpoints.forEach((e, i) => {
-    if (e.disabled !== true) throw new ConfigError(`notifications.endpoints[${i}]`, `(${String(e.name ?? '')}) is enabled, but notifications are not implemented yet: its events would be lost; set disabled: true or remove it`);
-  });
+  const notifications = notificationsConfig((n.notifications ?? {}) as N, dur, String(get(n, 'http', 'addr') ?? ':5000'));
   const proxy = proxyConfig((n.proxy ?? {}) as N, dur);
 
   const positive = (v: unknown, dflt: number) => (typeof v === 'number' && v > 0 ? v : dflt);
@@ -358,7 +370,7 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
       platformList: (get(n, 'validation', 'manifests', 'indexes', 'platformlist') ?? []) as { os?: string; architecture?: string }[],
     },
     health,
-    notifications: { endpoints: [], includeReferences: get(n, 'notifications', 'events', 'includereferences') === true },
+    notifications,
     // distribution: 0 or less means the default.
     catalogMaxEntries: positive(get(n, 'catalog', 'maxentries'), 1000),
     tagsMaxTags: positive(get(n, 'tags', 'maxtags'), 1000),
@@ -421,6 +433,59 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   let text: string;
   try { text = readFileSync(path, 'utf8'); } catch (e) { throw new ConfigError('', `cannot read ${path}: ${(e as Error).message}`); }
   return parseConfig(text, env);
+}
+
+const QUEUE_DEFAULTS: QueueBounds = { maxEvents: 100_000, maxBytes: 128 << 20, maxAgeMs: 7 * 24 * 3600e3, maxDeadEvents: 100_000 };
+
+function queueBounds(q: N, dur: (v: unknown, dflt: number) => number, dflt: QueueBounds): QueueBounds {
+  return {
+    maxEvents: (q.maxevents as number | undefined) ?? dflt.maxEvents,
+    maxBytes: (q.maxbytes as number | undefined) ?? dflt.maxBytes,
+    maxAgeMs: dur(q.maxage, dflt.maxAgeMs),
+    maxDeadEvents: (q.maxdeadevents as number | undefined) ?? dflt.maxDeadEvents,
+  };
+}
+
+/** distribution's notifications section (its defaults: timeout 1s, threshold
+ *  10, backoff 1s, for values of 0 or less) and our queue keys. Disabled
+ *  endpoints are dropped here; an enabled one needs a unique name (it names
+ *  its queue) and an http(s) url. */
+function notificationsConfig(s: N, dur: (v: unknown, dflt: number) => number, addr: string): NotificationsConfig {
+  const q = (s.queue ?? {}) as N;
+  const bounds = queueBounds(q, dur, QUEUE_DEFAULTS);
+  const names = new Set<string>();
+  const endpoints: NotificationEndpoint[] = [];
+  ((s.endpoints ?? []) as N[]).forEach((e, i) => {
+    if (e.disabled === true) return;
+    const key = `notifications.endpoints[${i}]`;
+    const name = String(e.name ?? '');
+    if (!name) throw new ConfigError(`${key}.name`, 'is required (it names the endpoint\'s queue and its metrics)');
+    if (!/^[A-Za-z0-9._-]{1,128}$/.test(name)) throw new ConfigError(`${key}.name`, `${name.slice(0, 200)}: use up to 128 of [A-Za-z0-9._-] (it names the endpoint's queue)`);
+    if (names.has(name)) throw new ConfigError(`${key}.name`, `${name} names two enabled endpoints: their queues would be one`);
+    names.add(name);
+    let url: URL;
+    try { url = new URL(String(e.url ?? '')); } catch { throw new ConfigError(`${key}.url`, `is not a URL: ${String(e.url ?? '').slice(0, 200)}`); }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${key}.url`, `must be http or https: ${url.href.slice(0, 200)}`);
+    const ignore = (e.ignore ?? {}) as N;
+    const positiveDur = (v: unknown, d: number) => { const x = dur(v, d); return x > 0 ? x : d; };
+    endpoints.push({
+      name, url: url.href, headers: (e.headers ?? {}) as Record<string, string[]>,
+      timeoutMs: positiveDur(e.timeout, 1000),
+      threshold: typeof e.threshold === 'number' && e.threshold > 0 ? e.threshold : 10,
+      backoffMs: positiveDur(e.backoff, 1000),
+      ignoredMediaTypes: [...((ignore.mediatypes ?? []) as string[]), ...((e.ignoredmediatypes ?? []) as string[])],
+      ignoredActions: (ignore.actions ?? []) as string[],
+      format: (e.format as 'distribution' | 'cloudevents' | undefined) ?? 'distribution',
+      queue: queueBounds((e.queue ?? {}) as N, dur, bounds),
+    });
+  });
+  const directorySet = typeof q.directory === 'string' && q.directory !== '';
+  // One default directory per listen address, so that several registries on one host never share a queue.
+  const directory = directorySet ? String(q.directory) : join(tmpdir(), `registry-notifications-${process.getuid?.() ?? 0}`, addr.replace(/[^A-Za-z0-9._-]+/g, '_') || 'default');
+  return {
+    endpoints, includeReferences: get(s, 'events', 'includereferences') === true,
+    directory, directorySet, fsync: q.fsync !== false,
+  };
 }
 
 const DOCKER_HUB_HOSTS = new Set(['registry-1.docker.io', 'index.docker.io', 'docker.io', 'registry.hub.docker.com']);

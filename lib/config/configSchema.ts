@@ -16,6 +16,10 @@ const proxyRemote = {
   tagttl: duration, library: bool, timeout: duration,
 };
 
+// ours: how much a notification endpoint's queue may hold before its oldest
+// events are dead-lettered, and how many dead-lettered events are kept.
+const queueBounds = { maxevents: intIn(1, 100_000_000), maxbytes: intIn(1024, Number.MAX_SAFE_INTEGER), maxage: duration, maxdeadevents: intIn(0, 100_000_000) };
+
 const tlsFiles = { certificate: str, key: str, clientcas: stringlist };
 
 const s3 = obj({
@@ -159,7 +163,12 @@ export const configSchema: Schema = obj({
     endpoints: list(obj({
       name: str, disabled: bool, url: str, headers, timeout: duration, threshold: int, backoff: duration,
       ignoredmediatypes: stringlist, ignore: obj({ mediatypes: stringlist, actions: stringlist }),
+      // ours: the body's format, and this endpoint's own queue bounds.
+      format: oneOf('distribution', 'cloudevents'),
+      queue: obj(queueBounds),
     })),
+    // ours: the durable queue (docs/notifications.md).
+    queue: obj({ directory: str, fsync: bool, ...queueBounds }),
   }),
   redis,
   health: obj({

@@ -62,7 +62,7 @@ export async function startDebugServer(cfg: NonNullable<Config['http']['debug']>
     }
     if (path === '/debug/vars') {
       const r = app.registry;
-      json(res, 200, {
+      void (app.notifier?.vars() ?? Promise.resolve(null)).catch(() => null).then((endpoints) => json(res, 200, {
         version: src.version,
         node: process.version,
         pid: process.pid,
@@ -78,9 +78,11 @@ export async function startDebugServer(cfg: NonNullable<Config['http']['debug']>
         redis: src.redis ? { status: src.redis.status, cluster: 'isCluster' in src.redis && src.redis.isCluster === true } : null,
         health: app.health?.states() ?? [],
         proxy: r.proxy?.vars() ?? null,
+        // distribution: registry.notifications.endpoints
+        notifications: endpoints ? { endpoints } : null,
         memory: process.memoryUsage(),
         ...(src.vars?.() ?? {}),
-      });
+      }));
       return;
     }
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('404 page not found\n');
