@@ -223,7 +223,9 @@ notificationsCmd.command('replay')
     try {
       for (const q of queues) {
         const n = await q.queue.replayDead();
-        console.log(`${q.endpoint}: ${n} event${n === 1 ? '' : 's'} queued again${q.queue.kind === 'disk' && n ? ' (the registry serving this directory picks them up within a second, or when it next starts)' : ''}`);
+        const left = (await q.queue.listDead(0)).total;
+        console.log(`${q.endpoint}: ${n} event${n === 1 ? '' : 's'} queued again${q.queue.kind === 'disk' && n ? ' (the registry serving this directory queues them as its bounds leave room, starting within a second or when it next starts)' : ''}`
+          + `${left ? `; ${left} still dead-lettered: the queue is at its bounds, run replay again once it has drained` : ''}`);
       }
     } catch (e) {
       console.error(`registry notifications replay: ${(e as Error).message}`);

@@ -96,7 +96,14 @@ export class DiskQueue implements EndpointQueue {
     this.wfd = await open(join(this.dir, segName(this.wseq)), 'a');
     this.deadCount = await countLines(join(this.dir, 'dead.log'));
     await this.ingestReplays();
-    this.timer = setInterval(() => { void this.ingestReplays().then(() => this.trim()).catch((e) => this.log.warn({ err: (e as Error).message, dir: this.dir }, 'notification queue upkeep failed')); }, 1000);
+    let busy = false;
+    this.timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      void this.ingestReplays().then(() => this.trim())
+        .catch((e) => this.log.warn({ err: (e as Error).message, dir: this.dir }, 'notification queue upkeep failed'))
+        .finally(() => { busy = false; });
+    }, 1000);
     this.timer.unref();
   }
 
@@ -355,21 +362,37 @@ export class DiskQueue implements EndpointQueue {
     return n;
   }
 
-  /** Queues replay files' events again: their age starts anew, so maxage does not send them straight back. */
+  /** Queues replay files' events again, as the bounds leave room (a replay
+   *  never dead-letters what it replays; the rest waits for the next tick).
+   *  Their age starts anew, so maxage does not send them straight back. How
+   *  far a file got is kept beside it (<file>.done), so a restart goes on. */
   private async ingestReplays(): Promise<void> {
     if (this.closed) return;
     const files = (await readdir(this.dir)).filter((n) => n.startsWith('replay-') && n.endsWith('.log')).sort();
     for (const f of files) {
+      const path = join(this.dir, f);
+      const done = Number((await readFile(`${path}.done`, 'utf8').catch(() => '0')).trim()) || 0;
+      let i = 0;
       let bodies: string[] = [];
-      let n = 0;
-      for await (const line of lines(join(this.dir, f))) {
-        bodies.push(parseDead(line).body);
-        n++;
-        if (bodies.length >= 500) { await this.append(bodies, true); bodies = []; }
+      let bytes = 0;
+      let full = false;
+      for await (const line of lines(path)) {
+        if (i++ < done) continue;
+        const body = parseDead(line).body;
+        const len = Buffer.byteLength(body) + 16;
+        if (this.count + bodies.length >= this.bounds.maxEvents || this.bytes + bytes + len > this.bounds.maxBytes) { full = true; i--; break; }
+        bodies.push(body);
+        bytes += len;
+        if (bodies.length >= 500) break;
       }
-      await this.append(bodies, true);
-      await rm(join(this.dir, f), { force: true });
-      this.log.info({ dir: this.dir, events: n }, 'notification dead letters queued again (registry notifications replay)');
+      if (bodies.length) {
+        await this.append(bodies, true);
+        await writeFile(`${path}.done`, `${i}\n`);
+        this.log.info({ dir: this.dir, events: bodies.length }, 'notification dead letters queued again (registry notifications replay)');
+      }
+      if (full || bodies.length >= 500) return;
+      await rm(path, { force: true });
+      await rm(`${path}.done`, { force: true });
     }
   }
 

@@ -12,15 +12,16 @@ export type Attempt = { ok: true; status: number } | { ok: false; status?: numbe
 export const cloudEventType = (action: string) => `io.distribution.${action}`;
 
 /** distribution's event as a CloudEvent: same id and time; source the
- *  repository's URL base; subject the digest (or the tag, for a tag deletion);
- *  data the whole distribution event, so nothing is lost in translation. */
+ *  repository as the client addressed it (`//<host>/v2/<name>`, a URI
+ *  reference without scheme, the same for every event of a repository, deletes
+ *  included, which carry no URL); subject the digest (or the tag, for a tag
+ *  deletion); data the whole distribution event, so nothing is lost. */
 export function toCloudEvent(e: RegistryEvent): { headers: Record<string, string>; body: string } {
   const repo = e.target.repository ?? '';
-  const base = e.target.url ? e.target.url.slice(0, e.target.url.indexOf(`/v2/${repo}/`) + 4 + repo.length) : `/v2/${repo}`;
   const ce = new CloudEvent({
     id: e.id,
     type: cloudEventType(e.action),
-    source: base || `/v2/${repo}`,
+    source: `//${e.request.host || e.source.addr || 'registry'}/v2/${repo}`,
     subject: e.target.digest ?? e.target.tag,
     time: e.timestamp,
     datacontenttype: 'application/json',

@@ -70,17 +70,25 @@ redis.call('XACK', KEYS[1], '${GROUP}', ARGV[1])
 if redis.call('XDEL', KEYS[1], ARGV[1]) == 1 then redis.call('DECRBY', KEYS[2], ARGV[2]) end
 return 1`;
 
-// Moves up to 1000 dead letters back to the stream's end, as new events (their age starts anew).
+// Moves dead letters back to the stream's end, oldest first, as new events
+// (their age starts anew): at most 1000, and no more than the queue's bounds
+// have room for, so a replay never dead-letters what it replays.
 const REPLAY = `
+local maxEvents, maxBytes = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local room = math.min(1000, maxEvents - redis.call('XLEN', KEYS[1]))
+local bytes = tonumber(redis.call('GET', KEYS[2]) or '0')
 local moved = 0
-for _, d in ipairs(redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1000)) do
-  local body
+if room <= 0 then return 0 end
+for _, d in ipairs(redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', room)) do
+  local body = ''
   for i = 1, #d[2], 2 do if d[2][i] == 'e' then body = d[2][i + 1] end end
-  if body then
+  if bytes + #body > maxBytes then break end
+  if body ~= '' then
     redis.call('XADD', KEYS[1], '*', 't', now, 'e', body)
     redis.call('INCRBY', KEYS[2], #body)
+    bytes = bytes + #body
   end
   redis.call('XDEL', KEYS[3], d[1])
   moved = moved + 1
@@ -222,7 +230,7 @@ export class RedisQueue implements EndpointQueue {
   async replayDead(): Promise<number> {
     let total = 0;
     for (;;) {
-      const n = await this.redis.eval(REPLAY, 3, this.keys.events, this.keys.bytes, this.keys.dead) as number;
+      const n = await this.redis.eval(REPLAY, 3, this.keys.events, this.keys.bytes, this.keys.dead, this.bounds.maxEvents, this.bounds.maxBytes) as number;
       total += n;
       if (n < 1000) return total;
     }
