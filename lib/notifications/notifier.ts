@@ -144,7 +144,7 @@ export class Notifier {
     return Promise.all(this.endpoints.map(async (e) => ({
       name: e.name, url: redact(e.config.url),
       EndpointConfig: { Timeout: e.config.timeoutMs * 1e6, Threshold: e.config.threshold, Backoff: e.config.backoffMs * 1e6, IgnoredMediaTypes: e.config.ignoredMediaTypes },
-      queue: { kind: e.queue.kind, ...(await e.queue.pending().catch(() => ({}))), delivered: e.delivered, lastError: e.lastError || undefined },
+      queue: { kind: e.queue.kind, ...(await e.queue.pending().catch(() => ({}))), delivering: e.queue.owned(), delivered: e.delivered, lastError: e.lastError || undefined },
     })));
   }
 }
