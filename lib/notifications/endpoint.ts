@@ -72,6 +72,7 @@ export class Endpoint {
     // Closing the queue wakes a deliverer waiting for events; an event in flight stays queued.
     await this.queue.close();
     await this.loop;
+    this.sink.close();
   }
 
   private async run(): Promise<void> {
