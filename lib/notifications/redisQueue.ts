@@ -165,6 +165,20 @@ export class RedisQueue implements EndpointQueue {
   }
 
   async next(waitMs: number): Promise<QueuedEvent | null> {
+    try {
+      return await this.read(waitMs);
+    } catch (e) {
+      // A Redis that restarted empty has no group any more: make it again (and take the lock again).
+      if (String((e as Error).message).includes('NOGROUP')) {
+        this.groupReady = false;
+        await this.ensureGroup();
+        return null;
+      }
+      throw e;
+    }
+  }
+
+  private async read(waitMs: number): Promise<QueuedEvent | null> {
     const until = Date.now() + waitMs;
     while (!this.closed) {
       if (!(await this.ensureOwner())) {

@@ -6,7 +6,11 @@ import { Redis } from 'ioredis';
 import { freePort } from './registry.js';
 import { track } from './children.js';
 
-export interface TestRedis { port: number; addr: string; proc: ChildProcess; client: Redis; stop(): Promise<void>; restart(): Promise<void> }
+export interface TestRedis {
+  port: number; addr: string; proc: ChildProcess; client: Redis; stop(): Promise<void>; restart(): Promise<void>;
+  /** Killed (connections refused) until up(): it comes back empty, as a Redis without persistence does. */
+  down(): Promise<void>; up(): Promise<void>;
+}
 
 async function launch(port: number): Promise<ChildProcess> {
   const proc = track(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore', detached: true }));
@@ -37,6 +41,8 @@ export async function startRedis(): Promise<TestRedis> {
     client: new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1 }),
     async stop() { t.client.disconnect(); await kill(t.proc); },
     async restart() { await kill(t.proc); t.proc = await launch(port); },
+    async down() { await kill(t.proc); },
+    async up() { t.proc = await launch(port); },
   };
   t.client.on('error', () => {});
   return t;

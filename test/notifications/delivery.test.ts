@@ -166,6 +166,30 @@ for (const kind of ['disk', 'redis'] as const) {
       }
     });
 
+    if (kind === 'redis') it('keeps events on local disk while Redis is down, and delivers them once it is back', async () => {
+      const r = await startReceiver();
+      const { reg } = await registryFor(r);
+      try {
+        const first = blobOf(-1);
+        await pushBlob(reg.url, 'redisdown/repo', first.data, first.digest);
+        await r.waitFor(() => r.events().length === 1, 30000, 'the first event');
+        // A Redis without persistence comes back empty: only what was kept here can arrive.
+        await redis!.down();
+        const pushed: string[] = [];
+        for (let i = 0; i < 10; i++) {
+          const b = blobOf(i);
+          await pushBlob(reg.url, 'redisdown/repo', b.data, b.digest);
+          pushed.push(b.digest);
+        }
+        await redis!.up();
+        await r.waitFor(() => pushed.every((d) => r.events().some((e) => e.target.digest === d)), 60000, 'the 10 events pushed while Redis was down');
+        expect(series(await metricsText(reg), 'registry_notifications_lost_total', '') ?? 0).to.equal(0);
+      } finally {
+        await reg.stop();
+        await r.stop();
+      }
+    });
+
     it('answers pushes while the receiver hangs (each delivery attempt ends at the endpoint timeout)', async () => {
       const r = await startReceiver();
       r.mode = { kind: 'hang' };
