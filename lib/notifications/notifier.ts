@@ -81,9 +81,14 @@ export class Notifier {
         let queue: EndpointQueue;
         if (redis) {
           const rq = new RedisQueue(redis, ep.name, ep.queue, consumer, log, onDead);
+          // The fallback is a safety net: a directory it cannot take does not stop the start.
           const disk = new DiskQueue(join(n.directory, ep.name, 'redis-fallback'), { ...ep.queue, maxAgeMs: 0 }, n.fsync, log, onDead);
-          await disk.open();
-          fallbacks.push([ep.name, new RedisFallback(disk, rq, log)]);
+          try {
+            await disk.open();
+            fallbacks.push([ep.name, new RedisFallback(disk, rq, log)]);
+          } catch (e) {
+            log.warn({ endpoint: ep.name, err: (e as Error).message }, 'notifications: no local fallback for events Redis refuses (they would be lost while Redis is away)');
+          }
           queue = rq;
         } else {
           const dq = new DiskQueue(join(n.directory, ep.name), ep.queue, n.fsync, log, onDead);
