@@ -22,6 +22,8 @@ const SEGMENT_BYTES = 8 << 20;
 /** Longest event line read back (a manifest of 4 MiB lists fewer bytes of references than that). */
 const MAX_LINE = 64 << 20;
 const READ_CHUNK = 64 << 10;
+/** Writes waiting for the disk beyond which pull events are dropped (counted as lost). */
+const MAX_BATCH = 10_000;
 
 interface Pos { seq: number; off: number }
 
@@ -139,6 +141,8 @@ export class DiskQueue implements EndpointQueue {
   append(bodies: string[], durable: boolean): Promise<void> {
     if (this.closed) return Promise.reject(new Error('notification queue closed'));
     if (bodies.length === 0) return Promise.resolve();
+    // A disk that stalls must not let pull events pile up in memory; writes wait (their requests hold them).
+    if (!durable && this.batch.length >= MAX_BATCH) return Promise.reject(new Error(`the disk queue has ${this.batch.length} writes waiting: pull event dropped`));
     const at = Date.now();
     let text = '';
     for (const b of bodies) text += `${at} ${b}\n`;

@@ -63,11 +63,13 @@ redis.call('XACK', KEYS[1], '${GROUP}', ARGV[1])
 if redis.call('XDEL', KEYS[1], ARGV[1]) == 1 then redis.call('DECRBY', KEYS[2], ARGV[2]) end
 return 1`;
 
+// An event a bound already moved to the dead letters is not recorded twice.
 const DEAD = `
+redis.call('XACK', KEYS[1], '${GROUP}', ARGV[1])
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('DECRBY', KEYS[2], ARGV[2])
 local t = redis.call('TIME')
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 't', ARGV[3], 'e', ARGV[4], 'deadat', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), 'reason', ARGV[6])
-redis.call('XACK', KEYS[1], '${GROUP}', ARGV[1])
-if redis.call('XDEL', KEYS[1], ARGV[1]) == 1 then redis.call('DECRBY', KEYS[2], ARGV[2]) end
 return 1`;
 
 // Moves dead letters back to the stream's end, oldest first, as new events
@@ -219,8 +221,8 @@ export class RedisQueue implements EndpointQueue {
 
   async deadLetter(e: QueuedEvent, reason: string): Promise<void> {
     const k = this.keys;
-    await this.redis.eval(DEAD, 3, k.events, k.bytes, k.dead, e.pos, Buffer.byteLength(e.body), e.at, e.body, this.bounds.maxDeadEvents, reason);
-    this.onDead(reason, 1);
+    const moved = await this.redis.eval(DEAD, 3, k.events, k.bytes, k.dead, e.pos, Buffer.byteLength(e.body), e.at, e.body, this.bounds.maxDeadEvents, reason) as number;
+    if (moved) this.onDead(reason, 1);
   }
 
   async pending(): Promise<{ events: number; bytes: number }> {

@@ -166,6 +166,36 @@ for (const kind of ['disk', 'redis'] as const) {
       }
     });
 
+    it('holds at most maxbytes while the receiver fails, and dead-letters what waited longer than maxage', async () => {
+      const r = await startReceiver();
+      r.mode = { kind: 'status', status: 503 };
+      const { reg, name } = await registryFor(r, '      queue:\n        maxbytes: 4096\n        maxage: 1s\n');
+      try {
+        for (let i = 0; i < 20; i++) {
+          const b = blobOf(i);
+          await pushBlob(reg.url, 'bytes/repo', b.data, b.digest);
+        }
+        const vars = async () => ((await (await fetch(`${reg.debug!.url}/debug/vars`)).json()) as { notifications: { endpoints: { queue: { events: number; bytes: number } }[] } }).notifications.endpoints[0].queue;
+        // Each event is a few hundred bytes: 20 of them are over 4 KiB, so the oldest went.
+        let q = await vars();
+        for (let i = 0; i < 100 && q.bytes > 4096; i++) { await new Promise((res) => setTimeout(res, 50)); q = await vars(); }
+        expect(q.bytes).to.be.at.most(4096);
+        expect(q.events).to.be.lessThan(20);
+        expect(series(await metricsText(reg), 'registry_notifications_dead_lettered_total', `endpoint="${name}",reason="maxbytes"`)).to.be.at.least(1);
+        // After maxage nothing waits: the rest is dead-lettered as too old, none delivered.
+        for (let i = 0; i < 200 && (await vars()).events > 0; i++) await new Promise((res) => setTimeout(res, 50));
+        expect((await vars()).events).to.equal(0);
+        const text = await metricsText(reg);
+        const dead = (series(text, 'registry_notifications_dead_lettered_total', 'reason="maxbytes"') ?? 0) + (series(text, 'registry_notifications_dead_lettered_total', 'reason="maxage"') ?? 0);
+        expect(dead).to.equal(20);
+        expect(series(text, 'registry_notifications_dead_lettered_total', 'reason="maxage"')).to.be.at.least(1);
+        expect(r.accepted).to.equal(0);
+      } finally {
+        await reg.stop();
+        await r.stop();
+      }
+    });
+
     if (kind === 'redis') it('keeps events on local disk while Redis is down, and delivers them once it is back', async () => {
       const r = await startReceiver();
       const { reg } = await registryFor(r);
