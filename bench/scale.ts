@@ -1,0 +1,188 @@
+// How costs grow with the registry's size, ours beside docker-registry 2.8.2
+// on the same generated store in the same run (bench/scaleGenerate.ts):
+// garbage-collect --dry-run, a real --delete-untagged collection on a copy,
+// _catalog fully paged, tags/list of a repository with 10,000 tags, DELETE
+// of a manifest there, and a cold manifest GET by tag. Wall time, and peak
+// RSS for the collections (VmHWM of the process, read from /proc).
+// Filesystem only so far; the s3 (s3rver) runs with request counts are
+// issue 14's next step.
+// Usage: npm run bench:scale [-- --sizes small,medium --dir /tmp]
+// Needs docker-registry (apt-get install docker-registry).
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as http from 'node:http';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, waitForHttp } from '../test/helpers/registry.js';
+import { track } from '../test/helpers/children.js';
+import { type Generated, SIZES, dirSink, generate } from './scaleGenerate.js';
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
+const SIZE_NAMES = (args.get('sizes') ?? 'small,medium').split(',');
+const BASE = args.get('dir') ?? tmpdir();
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const OURS = join(REPO_ROOT, 'dist/cmd/registry.js');
+
+interface Run { seconds: number; peakMiB: number; code: number | null; out: string }
+
+/** Runs a command to its end, sampling its peak RSS. */
+async function timed(cmd: string, argv: string[]): Promise<Run> {
+  const t = performance.now();
+  const proc = track(spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
+  let out = '';
+  proc.stdout!.on('data', (d) => { out += d; if (out.length > 1 << 20) out = out.slice(-(1 << 19)); });
+  proc.stderr!.on('data', (d) => { out += d; if (out.length > 1 << 20) out = out.slice(-(1 << 19)); });
+  let peak = 0;
+  const sample = setInterval(() => {
+    void readFile(`/proc/${proc.pid}/status`, 'utf8').then((s) => {
+      const kb = Number(/VmHWM:\s+(\d+)/.exec(s)?.[1] ?? 0);
+      if (kb > peak) peak = kb;
+    }, () => {});
+  }, 20);
+  const code = await new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c)));
+  clearInterval(sample);
+  return { seconds: (performance.now() - t) / 1000, peakMiB: peak / 1024, code, out };
+}
+
+function get(url: string, method = 'GET'): Promise<{ status: number; link?: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const r = http.request(url, { method, headers: { Accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode!, link: res.headers.link as string | undefined, body }));
+    });
+    r.on('error', reject);
+    r.end();
+  });
+}
+
+/** Follows Link headers to the end; returns the requests made and the entries seen. */
+async function paged(base: string, first: string, key: 'repositories' | 'tags'): Promise<{ seconds: number; requests: number; entries: number }> {
+  const t = performance.now();
+  let url: string | null = `${base}${first}`;
+  let requests = 0;
+  let entries = 0;
+  while (url) {
+    const r = await get(url);
+    requests++;
+    if (r.status !== 200) throw new Error(`${url}: ${r.status} ${r.body.slice(0, 200)}`);
+    entries += ((JSON.parse(r.body) as Record<string, string[] | null>)[key] ?? []).length;
+    const next = r.link ? /<([^>]+)>/.exec(r.link)?.[1] : undefined;
+    url = next ? new URL(next, base).href : null;
+  }
+  return { seconds: (performance.now() - t) / 1000, requests, entries };
+}
+
+interface Server { url: string; proc: ChildProcess }
+
+async function serve(ours: boolean, cfg: string, port: number): Promise<Server> {
+  const proc = track(spawn(ours ? process.execPath : 'docker-registry', ours ? [OURS, 'serve', cfg] : ['serve', cfg], { stdio: ['ignore', 'ignore', 'inherit'], detached: true }));
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/v2/`, 60000);
+  return { url, proc };
+}
+
+async function stop(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  try { process.kill(-p.pid!, 'SIGTERM'); } catch { /* gone */ }
+  const t = setTimeout(() => { try { process.kill(-p.pid!, 'SIGKILL'); } catch { /* gone */ } }, 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+async function config(dir: string, name: string, root: string, port: number): Promise<string> {
+  const f = join(dir, `${name}.yml`);
+  await writeFile(f, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: scale\n`);
+  return f;
+}
+
+type Row = Record<string, number | string>;
+
+async function measureSize(sizeName: string): Promise<{ size: string; gen: Generated; ours: Row; theirs: Row }> {
+  const size = SIZES[sizeName];
+  if (!size) throw new Error(`unknown size ${sizeName} (small, medium, large)`);
+  const dir = await mkdtemp(join(BASE, `scale-${sizeName}-`));
+  try {
+    const roots = { read: join(dir, 'read'), oursGc: join(dir, 'ours-gc'), theirsGc: join(dir, 'theirs-gc') };
+    let gen!: Generated;
+    const tg = performance.now();
+    // Three identical copies: one read-only, one for each registry's real collection.
+    for (const r of Object.values(roots)) gen = await generate(size, dirSink(r), 1);
+    console.log(`${sizeName}: generated ${gen.files} files per copy in ${((performance.now() - tg) / 1000).toFixed(1)} s`);
+    const out: Record<'ours' | 'theirs', Row> = { ours: {}, theirs: {} };
+    for (const who of ['ours', 'theirs'] as const) {
+      const ours = who === 'ours';
+      const row = out[who];
+      const port = await freePort();
+      const readCfg = await config(dir, `${who}-read`, roots.read, port);
+      const gcCfg = await config(dir, `${who}-gc`, ours ? roots.oursGc : roots.theirsGc, port);
+      const dry = ours ? await timed(process.execPath, [OURS, 'garbage-collect', readCfg, '--dry-run', '--grace', '0s'])
+        : await timed('docker-registry', ['garbage-collect', '--dry-run', readCfg]);
+      if (dry.code !== 0) throw new Error(`${who} gc --dry-run failed: ${dry.out.slice(-2000)}`);
+      row['gc --dry-run, s'] = dry.seconds;
+      row['gc --dry-run, peak RSS MiB'] = dry.peakMiB;
+      const real = ours ? await timed(process.execPath, [OURS, 'garbage-collect', gcCfg, '--delete-untagged', '--offline', '--grace', '0s'])
+        : await timed('docker-registry', ['garbage-collect', '--delete-untagged', gcCfg]);
+      if (real.code !== 0) throw new Error(`${who} gc failed: ${real.out.slice(-2000)}`);
+      row['gc --delete-untagged, s'] = real.seconds;
+      row['gc --delete-untagged, peak RSS MiB'] = real.peakMiB;
+      // Reads on the untouched copy, on a freshly started server each (cold caches).
+      let s = await serve(ours, readCfg, port);
+      try {
+        const t = performance.now();
+        const r = await get(`${s.url}/v2/${gen.bigRepo}/manifests/${gen.bigTag}`);
+        if (r.status !== 200) throw new Error(`${who} manifest GET: ${r.status} ${r.body.slice(0, 200)}`);
+        row['cold manifest GET by tag, ms'] = performance.now() - t;
+        const cat = await paged(s.url, '/v2/_catalog?n=100', 'repositories');
+        row['_catalog (n=100, all pages), s'] = cat.seconds;
+        row['_catalog requests'] = cat.requests;
+        const tags = await paged(s.url, `/v2/${gen.bigRepo}/tags/list?n=1000`, 'tags');
+        row['tags/list of 10,000 tags (n=1000), s'] = tags.seconds;
+        row['tags seen'] = tags.entries;
+      } finally {
+        await stop(s.proc);
+      }
+      // The DELETE on the collected copy (destructive).
+      s = await serve(ours, gcCfg, port);
+      try {
+        const t = performance.now();
+        const r = await get(`${s.url}/v2/${gen.bigRepo}/manifests/${gen.bigManifest}`, 'DELETE');
+        if (r.status !== 202) throw new Error(`${who} DELETE: ${r.status} ${r.body.slice(0, 200)}`);
+        row['DELETE manifest among 10,000 tags, s'] = (performance.now() - t) / 1000;
+      } finally {
+        await stop(s.proc);
+      }
+      console.log(`${sizeName} ${who}: ${JSON.stringify(row)}`);
+    }
+    return { size: sizeName, gen, ours: out.ours, theirs: out.theirs };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const version = spawnSync('docker-registry', ['--version'], { encoding: 'utf8' }).stdout.trim();
+  const results = [];
+  for (const s of SIZE_NAMES) results.push(await measureSize(s));
+  console.log(`\nNode ${process.version}, ${version}, ${cpus().length} CPUs, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, filesystem under ${BASE}\n`);
+  for (const r of results) {
+    const z = SIZES[r.size];
+    console.log(`### ${r.size}: ${z.repos} repositories, ${z.manifests} manifests, ${z.blobs} layer blobs, ${r.gen.files} files\n`);
+    console.log('| measure | ours | docker-registry 2.8.2 | theirs / ours |');
+    console.log('|---|---|---|---|');
+    for (const k of Object.keys(r.ours)) {
+      const a = Number(r.ours[k]);
+      const b = Number(r.theirs[k]);
+      const fmt = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(x < 10 ? 3 : 1));
+      console.log(`| ${k} | ${fmt(a)} | ${fmt(b)} | ${/requests|seen/.test(k) ? '' : `${(b / a).toFixed(2)}x`} |`);
+    }
+    console.log('');
+  }
+  await writeFile(join(REPO_ROOT, 'bench/results/scale-latest.json'), JSON.stringify({ node: process.version, distribution: version, results }, null, 2));
+}
+
+main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
