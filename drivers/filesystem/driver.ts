@@ -16,6 +16,8 @@ const FLUSH_EVERY = 32 << 20;
 const STRAY_RE = /\.tmp-[0-9a-f]{12}$/;
 /** Retries of a write or delete that lost a race with a delete or write of the same folder. */
 const RACE_RETRIES = 20;
+/** Entries of one directory stat'ed at once by walk. */
+const WALK_STATS = 32;
 const SEND_CHUNK = 1 << 20;
 
 /** At most `limit` background flushes at once; beyond that, close() waits. */
@@ -239,27 +241,51 @@ export class FilesystemDriver implements StorageDriver {
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const base = p === '/' ? '' : p;
-    for (const e of entries) {
-      const child = `${base}/${e.name}`;
-      let fi: FileInfo;
-      try { fi = await this.stat(ctx, child); } catch { continue; } // removed meanwhile
-      const r = await fn(fi);
-      if (fi.isDir && r !== 'skipdir') await this.walk(ctx, child, fn);
+    // A directory's entries are stat'ed WALK_STATS at a time (one after the
+    // other left the thread pool idle between round trips: a walk of 33,000
+    // files took seconds); fn still sees them in order, subdirectories in turn.
+    for (let i = 0; i < entries.length; i += WALK_STATS) {
+      const chunk = entries.slice(i, i + WALK_STATS);
+      const infos = await Promise.all(chunk.map((e) => this.stat(ctx, `${base}/${e.name}`).catch(() => null))); // null: removed meanwhile
+      for (const fi of infos) {
+        if (!fi) continue;
+        const r = await fn(fi);
+        if (fi.isDir && r !== 'skipdir') await this.walk(ctx, fi.path, fn);
+      }
     }
   }
 
   async redirectURL(): Promise<string | null> { return null; }
 
   /** putContent's temp files (`<name>.tmp-<12 hex>`) that a crash between write and rename left behind. */
-  async removeStrays(ctx: DriverContext, p: string, olderThan: Date, dryRun: boolean): Promise<string[]> {
+  async removeStrays(_ctx: DriverContext, p: string, olderThan: Date, dryRun: boolean): Promise<string[]> {
     const out: string[] = [];
-    await this.walk(ctx, p, async (fi) => {
-      if (fi.isDir) return fi.path.endsWith('/_uploads') ? 'skipdir' : undefined;
-      if (!STRAY_RE.test(fi.path) || fi.modTime >= olderThan) return undefined;
-      out.push(fi.path);
-      if (!dryRun) await fs.rm(this.full(fi.path), { force: true });
-      return undefined;
-    });
+    // The directory entries' types say what is a folder: only names that look
+    // like temp files are stat'ed (a walk would stat every file of the store).
+    const visit = async (dir: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await fs.readdir(this.full(dir), { withFileTypes: true });
+      } catch (err) {
+        if (code(err) === 'ENOENT' || code(err) === 'ENOTDIR') return;
+        throw err;
+      }
+      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      const base = dir === '/' ? '' : dir;
+      for (const e of entries) {
+        const child = `${base}/${e.name}`;
+        if (e.isDirectory()) {
+          if (e.name !== '_uploads') await visit(child);
+          continue;
+        }
+        if (!STRAY_RE.test(e.name)) continue;
+        const st = await statFast(this.full(child)).catch(() => null);
+        if (!st || st.mtime >= olderThan) continue;
+        out.push(child);
+        if (!dryRun) await fs.rm(this.full(child), { force: true });
+      }
+    };
+    await visit(p);
     return out;
   }
 }
