@@ -12,7 +12,7 @@ import type { Config } from './config/config.js';
 import { enforceClientAuth, parseAddr, tlsOptions } from './listen.js';
 import { ConfigError } from './config/schema.js';
 import { Registry } from './storage/registry.js';
-import { createRedis, type RedisClient } from './cache/redisClient.js';
+import { createRedis, redisOptions, type RedisClient, waitReady } from './cache/redisClient.js';
 import { GC_LOCK, RedisLocker, holdRedisLock, proxyFetchLockKey, uploadLockKey } from './cache/redisLock.js';
 import type { AccessController } from './auth/access.js';
 import { HtpasswdController } from './auth/htpasswd.js';
@@ -117,7 +117,17 @@ export async function startRegistry(config: Config, log: Logger, opts: StartOpti
   // The redis section also coordinates the cluster (the purge lock), cache or not.
   let redis = created.redis;
   if (!redis && config.redis) redis = createRedis(config.redis);
-  if (redis) instrumentRedis(redis, metrics, tr);
+  if (redis) {
+    instrumentRedis(redis, metrics, tr);
+    // Without an offline queue, commands fail until the client is ready (a
+    // Cluster needs its slot map first): wait for it, at most dialtimeout, so
+    // the first requests do not all fall back to storage. A Redis that is down
+    // does not stop the start: the cache reads as misses until it is back.
+    const dial = redisOptions(config.redis ?? {}).options.connectTimeout ?? 5000;
+    try { await waitReady(redis, dial); } catch {
+      log.warn({ waitedMs: dial }, 'redis is not reachable at start; serving from storage until it is');
+    }
+  }
   const registry = new Registry(driver, cache, {
     urlPolicy, maxManifestBytes: config.http.maxManifestBytes, tagConcurrency: config.storage.tagConcurrency,
     indexPlatforms: v.indexPlatforms, platformList: v.platformList,

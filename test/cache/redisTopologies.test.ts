@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import type { RedisDescriptorCache } from '../../lib/cache/redisDescriptorCache.js';
-import { type TestRegistry, requireTool, startTestRegistry, tempDir } from '../helpers/registry.js';
+import { type TestRegistry, capturingLogger, requireTool, startTestRegistry, tempDir } from '../helpers/registry.js';
 import { startRedisCluster, startRedisWith, startSentinel } from '../helpers/redis.js';
 import { pushBlob, pushManifest, req } from '../helpers/http.js';
 import { image } from '../helpers/ociLayout.js';
@@ -80,8 +80,9 @@ describe('cache: redis over TLS, as a Cluster, and through Sentinel', function (
     const cluster = await startRedisCluster(dir, 3);
     const yaml = `redis:\n  addrs: [${cluster.addrs.join(', ')}]\n  dialtimeout: 2s\n  readtimeout: 1s\n  writetimeout: 1s\n`;
     const root = join(dir, 'cluster-store');
-    const a = await startTestRegistry(yaml, { cache: 'redis', secret: 's', root });
-    const b = await startTestRegistry(yaml, { cache: 'redis', secret: 's', root });
+    const logs = capturingLogger('warn');
+    const a = await startTestRegistry(yaml, { cache: 'redis', secret: 's', root, log: logs.log });
+    const b = await startTestRegistry(yaml, { cache: 'redis', secret: 's', root, log: logs.log });
     const check = new Cluster(cluster.addrs.map((x) => ({ host: '127.0.0.1', port: Number(x.split(':')[1]) })));
     check.on('error', () => {});
     try {
@@ -102,7 +103,7 @@ describe('cache: redis over TLS, as a Cluster, and through Sentinel', function (
         const byTag = await req(a.url, 'GET', `/v2/cluster/app/manifests/t${i}`);
         if (byTag.status === 200) expect((await req(b.url, 'GET', `/v2/cluster/app/manifests/${img.manifest.digest}`)).status).to.equal(200);
       }
-      expect(errorsOf(a) + errorsOf(b)).to.equal(0);
+      expect(errorsOf(a) + errorsOf(b), JSON.stringify(logs.records.slice(0, 5))).to.equal(0);
     } finally {
       check.disconnect();
       await a.stop();
