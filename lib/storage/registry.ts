@@ -4,9 +4,10 @@ import { LRUCache } from 'lru-cache';
 import { type DriverContext, type StorageDriver, isNotFound } from '../../drivers/driver.js';
 import type { BlobDescriptorCache } from '../cache/descriptorCache.js';
 import { BlobStore } from './blobStore.js';
+import { catalogPage } from './catalog.js';
 import { LinkedBlobStore } from './linkedBlobStore.js';
 import { type IndexPolicy, type ManifestCache, ManifestStore, type StoredManifest, type URLPolicy } from './manifestStore.js';
-import { layerLinkPath, manifestsRoot, repositoriesRoot, revisionLinkPath } from './paths.js';
+import { layerLinkPath, manifestsRoot, revisionLinkPath } from './paths.js';
 import { ReferrerStore } from './referrerStore.js';
 import { TagStore, type TagSeenCache } from './tagStore.js';
 import { KeyedMutex, type Locker } from './locks.js';
@@ -100,27 +101,8 @@ export class Registry {
     return new Repository(name, this);
   }
 
-  /** Repository names in lexical order, as distribution's catalog finds them. */
-  async repositories(ctx: DriverContext, after = '', limit = Infinity): Promise<string[]> {
-    const root = repositoriesRoot();
-    const found = new Set<string>();
-    const out: string[] = [];
-    try {
-      await this.driver.walk(ctx, root, (fi) => {
-        if (!fi.isDir) return;
-        const rel = fi.path.slice(root.length + 1);
-        const base = rel.slice(rel.lastIndexOf('/') + 1);
-        if (base === '_layers' || base === '_manifests') {
-          const repo = rel.slice(0, rel.length - base.length - 1);
-          if (!found.has(repo)) { found.add(repo); if (repo > after) out.push(repo); }
-          return 'skipdir';
-        }
-        if (base.startsWith('_')) return 'skipdir';
-      });
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
-    out.sort();
-    return Number.isFinite(limit) ? out.slice(0, limit) : out;
+  /** Repository names after `after`, at most `limit`, in distribution's order (lib/storage/catalog.ts). */
+  repositories(ctx: DriverContext, after = '', limit = Infinity): Promise<string[]> {
+    return catalogPage(this.driver, ctx, after, limit);
   }
 }

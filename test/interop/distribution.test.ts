@@ -2,7 +2,7 @@
 // serves what the other wrote, and an upload begun on one finishes on the other.
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { open, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestRegistry, requireTool, startTestRegistry, tempDir } from '../helpers/registry.js';
 import { type Distribution, startDistribution } from '../helpers/distribution.js';
@@ -70,6 +70,41 @@ describe('interop: docker/distribution 2.8.2 on the same storage', function () {
     await checkServes(hostOf(theirs!.url), want, join(dir, 'out-theirs'));
     const cat = (await req(theirs!.url, 'GET', '/v2/_catalog')).json();
     expect(cat.repositories).to.deep.equal(['interop/multi', 'interop/single']);
+  });
+
+  it('pages the catalog in distribution\'s order (component by component), wherever a page starts', async () => {
+    // Names where component order and plain string order differ (a/b before
+    // a-c, as distribution's lessPath orders them), nested repositories, and
+    // folders that are not repositories.
+    const names = ['a', 'a/b', 'a/b/c', 'a-c', 'a.d', 'b/x/y', 'b0', 'interop/multi', 'interop/single', 'z9/deep/er/name', 'zz'];
+    await pushLayouts(hostOf(theirs!.url));
+    const repos = join(root, 'docker/registry/v2/repositories');
+    for (const n of names) if (!n.startsWith('interop/')) await mkdir(join(repos, n, '_manifests/tags'), { recursive: true });
+    await mkdir(join(repos, 'empty/folder'), { recursive: true });
+    await mkdir(join(repos, 'only/_uploads/x'), { recursive: true });
+    const pages = async (n: number) => {
+      const seen: string[] = [];
+      let path = `/v2/_catalog?n=${n}`;
+      for (let i = 0; i < 20 && path; i++) {
+        const res = await req(ours!.url, 'GET', path);
+        expect(res.status).to.equal(200);
+        const page = res.json().repositories as string[];
+        expect(page.length).to.be.at.most(n);
+        seen.push(...page);
+        const link = res.headers.get('link');
+        path = link ? /^<([^>]+)>/.exec(link)![1] : '';
+      }
+      return seen;
+    };
+    expect((await req(ours!.url, 'GET', '/v2/_catalog')).json().repositories).to.deep.equal(names);
+    for (const n of [1, 2, 4, 100]) expect(await pages(n), `n=${n}`).to.deep.equal(names);
+    // A page may start after any name, a repository or not.
+    for (const [last, want] of [['a/a', ['a/b', 'a/b/c']], ['a/b', ['a/b/c', 'a-c']], ['a/b/d', ['a-c', 'a.d']], ['b', ['b/x/y', 'b0']], ['c', ['interop/multi', 'interop/single']], ['zzz', []]] as const) {
+      const q = `/v2/_catalog?n=2&last=${encodeURIComponent(last)}`;
+      expect((await req(ours!.url, 'GET', q)).json().repositories, last).to.deep.equal(want);
+    }
+    // docker-registry sees the repositories it wrote in the same order.
+    expect((await req(theirs!.url, 'GET', '/v2/_catalog?n=1&last=interop%2Fmulti')).json().repositories).to.deep.equal(['interop/single']);
   });
 
   it('finishes an upload that docker-registry began, through its upload URL and from its saved hash state', async () => {
