@@ -33,21 +33,24 @@ export const listTags: Handler = async (app, req, res, p) => {
   const ctx = driverContext(app, req);
   const repo = app.registry.repository(p.name);
   const { n, last } = page(req, app.config.tagsMaxTags);
-  let all: string[];
+  let tags: string[];
+  let more: boolean;
   if (repo.proxy) {
     // Pull-through: the upstream's tags, the cached ones when it fails.
     const up = await repo.proxy.tags.all(ctx);
     if (up === null) throw err('NAME_UNKNOWN', `repository ${p.name} is not known to the upstream ${repo.proxy.target.remote.upstream.host}`, { name: p.name });
-    all = up;
+    const after = up.filter((t) => t > last);
+    tags = after.slice(0, n);
+    more = after.length > n;
   } else {
-    all = await repo.tags.all(ctx);
-    if (all.length === 0 && !(await repo.exists(ctx))) {
+    const pg = await repo.tags.page(ctx, last, n);
+    if (pg.folders === 0 && !(await repo.exists(ctx))) {
       throw err('NAME_UNKNOWN', `repository ${p.name} is not known to the registry`, { name: p.name });
     }
+    tags = pg.tags;
+    more = pg.more;
   }
-  const after = all.filter((t) => t > last);
-  const tags = after.slice(0, n);
-  if (after.length > n && n > 0) setLink(app, res, `/v2/${p.name}/tags/list`, n, tags[tags.length - 1]);
+  if (more && n > 0) setLink(app, res, `/v2/${p.name}/tags/list`, n, tags[tags.length - 1]);
   sendJSON(res, { name: p.name, tags });
 };
 

@@ -66,7 +66,27 @@ export class TagStore {
    *  A tag folder without one (a crash mid-write or mid-delete) is skipped:
    *  it would answer 404. */
   async all(ctx: DriverContext): Promise<string[]> {
+    return this.present(ctx, (await this.folders(ctx)).sort());
+  }
+
+  /** Up to n tags after `last`, and whether more follow: one listing, and
+   *  current links checked only for the tags of this page (and the one after
+   *  it), so a page's cost follows its size, not the repository's. */
+  async page(ctx: DriverContext, last: string, n: number): Promise<{ tags: string[]; more: boolean; folders: number }> {
     const names = await this.folders(ctx);
+    const after = names.filter((t) => t > last).sort();
+    const out: string[] = [];
+    // Ghost folders are rare: check what the page still needs, again if some were ghosts.
+    for (let i = 0; i < after.length && out.length <= n;) {
+      const want = n + 1 - out.length;
+      out.push(...await this.present(ctx, after.slice(i, i + want)));
+      i += want;
+    }
+    return { tags: out.slice(0, n), more: out.length > n, folders: names.length };
+  }
+
+  /** The names (sorted) whose folder holds a current link. */
+  private async present(ctx: DriverContext, names: string[]): Promise<string[]> {
     const unseen = names.filter((t) => !this.seen.has(this.seenKey(t)));
     const present = await mapLimit(unseen, this.concurrency, async (t) => {
       try {
@@ -79,7 +99,7 @@ export class TagStore {
     });
     const ghosts = new Set<string>();
     unseen.forEach((t, i) => { if (present[i]) this.seen.set(this.seenKey(t), true); else ghosts.add(t); });
-    return names.filter((t) => !ghosts.has(t)).sort();
+    return names.filter((t) => !ghosts.has(t));
   }
 
   /** Tags whose current link points at dgst (one link read each, at most `concurrency` at once). */
