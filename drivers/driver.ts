@@ -119,3 +119,13 @@ export class UnsupportedMethodError extends StorageDriverError {
 export function isNotFound(err: unknown): err is PathNotFoundError {
   return err instanceof PathNotFoundError;
 }
+
+/** The names (last path components) of a directory's children; [] when it does not exist. */
+export async function listNames(driver: Pick<StorageDriver, 'list'>, ctx: DriverContext, dir: string): Promise<string[]> {
+  try {
+    return (await driver.list(ctx, dir)).map((p) => p.slice(p.lastIndexOf('/') + 1));
+  } catch (e) {
+    if (isNotFound(e)) return [];
+    throw e;
+  }
+}

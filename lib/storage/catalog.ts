@@ -11,20 +11,13 @@
 // `a/b` comes before `a-c`, and `last` from a distribution page (or ours)
 // continues where it should. A directory is a repository when it holds
 // _manifests or _layers; directories starting with `_` are never names.
-import { type DriverContext, type StorageDriver, isNotFound } from '../../drivers/driver.js';
+import { type DriverContext, type StorageDriver, listNames } from '../../drivers/driver.js';
 import { repositoriesRoot } from './paths.js';
 
 /** Directory listings in flight at once while a page is gathered. */
 const PREFETCH = 8;
 
-async function children(driver: StorageDriver, ctx: DriverContext, dir: string): Promise<string[]> {
-  try {
-    return (await driver.list(ctx, dir)).map((p) => p.slice(p.lastIndexOf('/') + 1)).sort();
-  } catch (e) {
-    if (isNotFound(e)) return [];
-    throw e;
-  }
-}
+const children = async (driver: StorageDriver, ctx: DriverContext, dir: string) => (await listNames(driver, ctx, dir)).sort();
 
 /** Up to `limit` repository names after `after`, in distribution's order. */
 export async function catalogPage(driver: StorageDriver, ctx: DriverContext, after: string, limit: number): Promise<string[]> {
@@ -61,5 +54,5 @@ export async function catalogPage(driver: StorageDriver, ctx: DriverContext, aft
   };
 
   await visit(root, await children(driver, ctx, root), bound);
-  return out.slice(0, limit);
+  return out;
 }

@@ -5,7 +5,7 @@
 // manifest that references them), and dangling layer links and empty tag
 // folders go too. The caller makes it safe on a live registry (cmd: the
 // Redis gate, or an offline registry); see docs/maintenance.md.
-import { type DriverContext, type StorageDriver, isNotFound } from '../../drivers/driver.js';
+import { type DriverContext, type StorageDriver, isNotFound, listNames } from '../../drivers/driver.js';
 import { parseManifest } from './manifestParse.js';
 import { ROOT, blobsRoot, layersRoot, revisionsRoot, tagCurrentLinkPath, tagDir, tagIndexLinkPath, tagsRoot } from './paths.js';
 import type { Registry } from './registry.js';
@@ -56,15 +56,6 @@ interface RepoScan {
   graph: Map<string, { children: string[]; blobs: string[]; subject?: string }>;
   /** layer link digest -> the link's modification time (ms) */
   layers: Map<string, number>;
-}
-
-async function listNames(driver: StorageDriver, ctx: DriverContext, dir: string): Promise<string[]> {
-  try {
-    return (await driver.list(ctx, dir)).map((p) => p.slice(p.lastIndexOf('/') + 1));
-  } catch (e) {
-    if (isNotFound(e)) return [];
-    throw e;
-  }
 }
 
 async function scanRepo(registry: Registry, ctx: DriverContext, name: string): Promise<RepoScan> {

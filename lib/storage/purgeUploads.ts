@@ -2,7 +2,7 @@
 // away. An upload is purged only when it both started and was last written
 // more than `olderThanMs` ago, so a slow upload that is still moving is never
 // removed (distribution looks at the start time alone).
-import { type DriverContext, type StorageDriver, isNotFound } from '../../drivers/driver.js';
+import { type DriverContext, type StorageDriver, isNotFound, listNames } from '../../drivers/driver.js';
 import { repositoriesRoot, uploadDataPath, uploadDir, uploadStartedAtPath } from './paths.js';
 
 export interface PurgeOptions {
@@ -62,12 +62,7 @@ export async function purgeUploads(driver: StorageDriver, ctx: DriverContext, op
   }
   for (const dir of uploadDirs) {
     const repo = dir.slice(root.length + 1, -'/_uploads'.length);
-    let ids: string[];
-    try { ids = (await driver.list(ctx, dir)).map((p) => p.slice(p.lastIndexOf('/') + 1)); } catch (e) {
-      if (isNotFound(e)) continue;
-      throw e;
-    }
-    for (const id of ids) {
+    for (const id of await listNames(driver, ctx, dir)) {
       sum.scanned++;
       try {
         const { lastActive, size } = await uploadAge(driver, ctx, repo, id);

@@ -1,6 +1,6 @@
 // tagStore: tags of one repository, as _manifests/tags/<tag>/{current,index}.
 import type { LRUCache } from 'lru-cache';
-import { type DriverContext, type StorageDriver, isNotFound } from '../../drivers/driver.js';
+import { type DriverContext, type StorageDriver, isNotFound, listNames } from '../../drivers/driver.js';
 import { mapLimit } from '../concurrency.js';
 import { isDigest } from '../digest.js';
 import { err } from '../errors.js';
@@ -53,13 +53,8 @@ export class TagStore {
   }
 
   /** The names of the tag folders ([] for none). */
-  private async folders(ctx: DriverContext): Promise<string[]> {
-    try {
-      return (await this.driver.list(ctx, tagsRoot(this.repo))).map((p) => p.slice(p.lastIndexOf('/') + 1));
-    } catch (e) {
-      if (isNotFound(e)) return [];
-      throw e;
-    }
+  private folders(ctx: DriverContext): Promise<string[]> {
+    return listNames(this.driver, ctx, tagsRoot(this.repo));
   }
 
   /** All tags with a current link, sorted; [] when the repository has none.
