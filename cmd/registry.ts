@@ -265,7 +265,7 @@ program.command('garbage-collect')
     const redis = config.redis ? createRedis(config.redis) : undefined;
     // Deletes must reach the nodes' shared descriptor cache.
     const cache = redis && config.storage.cache.blobdescriptor === 'redis' ? new RedisDescriptorCache(redis, log) : new NoopDescriptorCache();
-    const registry = new Registry(driver, cache, {});
+    const registry = new Registry(driver, cache, { tagDigestIndex: config.storage.tagDigestIndex });
     const tty = process.stderr.isTTY === true;
     let last = 0;
     const started = Date.now();
@@ -331,7 +331,9 @@ program.command('garbage-collect')
     console.log(`\n${summary.repositories} repositories, ${summary.manifestsMarked} manifests and ${summary.blobsMarked} blobs marked; `
       + `${verb} ${summary.manifestsDeleted.length} manifests, ${summary.blobsDeleted.length} blobs (${formatBytes(summary.bytesFreed)}), `
       + `${summary.layerLinksDeleted} layer links, ${summary.tagFoldersDeleted} empty tag folders, ${summary.straysDeleted} stray temp files; `
-      + `kept ${summary.youngKept} unreferenced blobs younger than ${opts.grace}; ${((Date.now() - started) / 1000).toFixed(1)}s`);
+      + `kept ${summary.youngKept} unreferenced blobs younger than ${opts.grace}; `
+      + (summary.tagIndexEntriesWritten ? `wrote ${summary.tagIndexEntriesWritten} digest-index entries for tags from before the index; ` : '')
+      + `${((Date.now() - started) / 1000).toFixed(1)}s`);
     process.exit(0);
   });
 

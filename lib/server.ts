@@ -129,7 +129,7 @@ export async function startRegistry(config: Config, log: Logger, opts: StartOpti
     }
   }
   const registry = new Registry(driver, cache, {
-    urlPolicy, maxManifestBytes: config.http.maxManifestBytes, tagConcurrency: config.storage.tagConcurrency,
+    urlPolicy, maxManifestBytes: config.http.maxManifestBytes, tagConcurrency: config.storage.tagConcurrency, tagDigestIndex: config.storage.tagDigestIndex,
     indexPlatforms: v.indexPlatforms, platformList: v.platformList,
     // A manifest PUT and a DELETE of its digest serialise across the cluster.
     locks: redis ? new RedisLocker(redis, log, metrics ? (ms) => { metrics.lockWaits.inc(); metrics.lockWaitSeconds.observe(ms / 1000); } : undefined) : undefined,

@@ -115,6 +115,8 @@ export interface Config {
     gcWriteWaitMs: number;
     /** storage.tag.concurrencylimit: tag link reads at once when a manifest delete looks for its tags. */
     tagConcurrency: number;
+    /** storage.tag.digestindex (ours, default true): the digest-to-tags index is written and trusted. */
+    tagDigestIndex: boolean;
   };
   middleware: { storage: StorageMiddleware[] };
   http: {
@@ -337,6 +339,7 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
       },
       gcWriteWaitMs: dur(get(storage, 'maintenance', 'garbagecollect', 'writewait'), 60e3),
       tagConcurrency,
+      tagDigestIndex: get(storage, 'tag', 'digestindex') !== false,
     },
     middleware,
     http: {

@@ -99,7 +99,8 @@ export const configSchema: Schema = obj({
       s3, azure, gcs,
       swift: refused('the swift driver was removed in distribution 3 and is not supported here'),
       oss: refused('the oss driver was removed in distribution 3 and is not supported here'),
-      tag: obj({ concurrencylimit: intIn(0, 10_000) }),
+      // digestindex is ours: keep and trust the digest-to-tags index (docs/storage-layout.md).
+      tag: obj({ concurrencylimit: intIn(0, 10_000), digestindex: bool }),
       delete: obj({ enabled: bool }),
       redirect: obj({ disable: bool }),
       cache: obj({

@@ -46,6 +46,8 @@ export interface GCSummary {
   straysDeleted: number;
   /** Unreferenced blobs kept because they are younger than the grace period. */
   youngKept: number;
+  /** Digest-index entries written for repositories tagged before the index. */
+  tagIndexEntriesWritten: number;
 }
 
 interface RepoScan {
@@ -138,6 +140,29 @@ function keptManifests(scan: RepoScan, deleteUntagged: boolean): Set<string> {
   return kept;
 }
 
+/** The tag-history entries (tags/<tag>/index/<alg>/<hex>) of the given
+ *  manifests: with few of them, one path per tag each; with more, one walk
+ *  of the tags folder, which costs the same however many there are. */
+async function historyEntries(driver: StorageDriver, ctx: DriverContext, repo: string, tags: string[], dgsts: Set<string>): Promise<string[]> {
+  if (dgsts.size <= 2) return [...dgsts].flatMap((d) => tags.map((t) => tagIndexLinkPath(repo, t, d).replace(/\/link$/, '')));
+  const root = tagsRoot(repo);
+  const out: string[] = [];
+  try {
+    await driver.walk(ctx, root, (fi) => {
+      if (!fi.isDir) return;
+      const rel = fi.path.slice(root.length + 1).split('/'); // <tag>/index/<alg>/<hex>
+      if (rel.length === 2 && rel[1] !== 'index') return 'skipdir';
+      if (rel.length === 4) {
+        if (dgsts.has(`${rel[2]}:${rel[3]}`)) out.push(fi.path);
+        return 'skipdir';
+      }
+    });
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
+  return out;
+}
+
 export async function garbageCollect(registry: Registry, ctx: DriverContext, opts: GCOptions): Promise<GCSummary> {
   const driver = registry.driver;
   const emit = opts.emit ?? (() => {});
@@ -145,7 +170,7 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
   const cutoff = (opts.now ?? new Date()).getTime() - opts.graceMs;
   const sum: GCSummary = {
     repositories: 0, manifestsMarked: 0, blobsMarked: 0, manifestsDeleted: [], blobsDeleted: [],
-    bytesFreed: 0, layerLinksDeleted: 0, tagFoldersDeleted: 0, straysDeleted: 0, youngKept: 0,
+    bytesFreed: 0, layerLinksDeleted: 0, tagFoldersDeleted: 0, straysDeleted: 0, youngKept: 0, tagIndexEntriesWritten: 0,
   };
 
   // Mark.
@@ -193,12 +218,19 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
   for (const { scan, kept } of scans) {
     for (const d of scan.revisions) if (!kept.has(d)) doomed.push({ repo: scan.name, dgst: d });
   }
-  const tagsOf = new Map(scans.map(({ scan }) => [scan.name, [...scan.tags.keys()]]));
   for (const { repo, dgst } of doomed) {
     emit(`manifest eligible for deletion: ${repo}@${dgst}`);
     sum.manifestsDeleted.push(`${repo}@${dgst}`);
   }
   if (!opts.dryRun) {
+    // Repositories tagged before the digest index (by distribution, or an
+    // older version) get it now, from the links just read, so the deletes
+    // below, and the API's from now on, read only their own tags.
+    for (const { scan } of scans) {
+      const current = [...scan.tags].filter((e): e is [string, string] => e[1] !== null);
+      await guard();
+      sum.tagIndexEntriesWritten += await registry.repository(scan.name).tags.completeIndex(ctx, current);
+    }
     await mapLimit(doomed, DELETES, async ({ repo, dgst }) => {
       await guard();
       try {
@@ -206,11 +238,19 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
       } catch (e) {
         if ((e as { code?: string }).code !== 'MANIFEST_UNKNOWN') throw e;
       }
-      // Its entries in the tags' histories, as distribution's vacuum removes them.
-      await mapLimit(tagsOf.get(repo) ?? [], READS, async (tag) => {
-        try { await driver.delete(ctx, tagIndexLinkPath(repo, tag, dgst).replace(/\/link$/, '')); } catch (e) { if (!isNotFound(e)) throw e; }
-      });
     });
+    // Their entries in the tags' histories, as distribution's vacuum removes them.
+    const byRepo = new Map<string, Set<string>>();
+    for (const { repo, dgst } of doomed) (byRepo.get(repo) ?? byRepo.set(repo, new Set()).get(repo)!).add(dgst);
+    for (const { scan } of scans) {
+      const gone = byRepo.get(scan.name);
+      if (!gone) continue;
+      const entries = await historyEntries(driver, ctx, scan.name, [...scan.tags.keys()], gone);
+      await mapLimit(entries, DELETES, async (path) => {
+        await guard();
+        try { await driver.delete(ctx, path); } catch (e) { if (!isNotFound(e)) throw e; }
+      });
+    }
   }
 
   // Blobs: every data file under blobs/, unless marked or young.

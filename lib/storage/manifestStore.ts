@@ -243,6 +243,7 @@ export class ManifestStore {
       // Re-check: a tag written meanwhile by a node outside the lock goes too,
       // so no tag is left pointing at a revision that is gone.
       await untagAll();
+      await this.tags.forget(ctx, dgst);
     });
   }
 }

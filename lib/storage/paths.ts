@@ -40,6 +40,19 @@ export function tagIndexLinkPath(name: string, tag: string, dgst: string): strin
   return `${tagDir(name, tag)}/index/${alg}/${hex}/link`;
 }
 
+// Ours: digest -> tags that pointed at it, one empty file per tag, so a
+// manifest DELETE reads the tags of its own digest instead of every tag of
+// the repository. `_`-prefixed, so distribution's catalog and garbage-collect
+// never look inside; the marker says the index holds every current tag
+// (docs/storage-layout.md).
+export const tagDigestIndexRoot = (name: string) => `${repoRoot(name)}/_tagindex`;
+export const tagDigestIndexMarkerPath = (name: string) => `${tagDigestIndexRoot(name)}/complete`;
+export function tagDigestIndexDir(name: string, dgst: string): string {
+  const { alg, hex } = split(dgst);
+  return `${tagDigestIndexRoot(name)}/digests/${alg}/${hex}`;
+}
+export const tagDigestIndexEntryPath = (name: string, dgst: string, tag: string) => `${tagDigestIndexDir(name, dgst)}/${tag}`;
+
 export const uploadsRoot = (name: string) => `${repoRoot(name)}/_uploads`;
 export const uploadDir = (name: string, id: string) => `${uploadsRoot(name)}/${id}`;
 export const uploadDataPath = (name: string, id: string) => `${uploadDir(name, id)}/data`;

@@ -9,7 +9,7 @@ import { LinkedBlobStore } from './linkedBlobStore.js';
 import { type IndexPolicy, type ManifestCache, ManifestStore, type StoredManifest, type URLPolicy } from './manifestStore.js';
 import { layerLinkPath, manifestsRoot, revisionLinkPath } from './paths.js';
 import { ReferrerStore } from './referrerStore.js';
-import { TagStore, type TagSeenCache } from './tagStore.js';
+import { TagStore, type TagDigestIndex, type TagSeenCache } from './tagStore.js';
 import { KeyedMutex, type Locker } from './locks.js';
 import { UploadSessionCache } from './uploadSessionCache.js';
 import { UploadStore } from './uploadStore.js';
@@ -26,6 +26,8 @@ export interface RegistryOptions {
   platformList?: IndexPolicy['platformList'];
   /** storage.tag.concurrencylimit. */
   tagConcurrency?: number;
+  /** storage.tag.digestindex (default true). */
+  tagDigestIndex?: boolean;
   /** Locks for manifest PUT/DELETE of one digest (in-process unless given: Redis in a cluster). */
   locks?: Locker;
 }
@@ -53,7 +55,7 @@ export class Repository {
     const bs = registry.blobStore;
     this.blobs = new LinkedBlobStore(name, bs, layerLinkPath);
     this.revisions = new LinkedBlobStore(name, bs, revisionLinkPath, 'MANIFEST_UNKNOWN', false);
-    this.tags = new TagStore(name, registry.driver, registry.tagSeen, registry.tagConcurrency);
+    this.tags = new TagStore(name, registry.driver, registry.tagSeen, registry.tagConcurrency, registry.tagIndex);
     this.referrers = new ReferrerStore(name, registry.driver);
     this.manifests = new ManifestStore(name, bs, this.revisions, this.blobs, this.tags, this.referrers, registry.manifestCache,
       registry.urlPolicy, registry.maxManifestBytes, registry.locks, registry.indexPolicy);
@@ -81,6 +83,7 @@ export class Registry {
   readonly tagConcurrency: number;
   readonly locks: Locker;
   readonly tagSeen: TagSeenCache = new LRUCache<string, true>({ max: 100_000 });
+  readonly tagIndex: TagDigestIndex;
   /** Pull-through mode, when configured (set once at start). */
   proxy?: ProxyResolver;
 
@@ -90,6 +93,7 @@ export class Registry {
     this.maxManifestBytes = opts.maxManifestBytes;
     this.indexPolicy = { platforms: opts.indexPlatforms ?? 'all', platformList: opts.platformList ?? [] };
     this.tagConcurrency = opts.tagConcurrency ?? 8;
+    this.tagIndex = { enabled: opts.tagDigestIndex ?? true, complete: new LRUCache<string, boolean>({ max: 100_000 }) };
     this.locks = opts.locks ?? new KeyedMutex();
     this.manifestCache = new LRUCache<string, StoredManifest>({
       maxSize: opts.manifestCacheBytes ?? 64 << 20,

@@ -1,16 +1,27 @@
-// tags/list pages: one listing, and current links checked for the page only.
+// tags/list pages: one listing, and current links checked for the page only;
+// the digest-to-tags index that makes a manifest DELETE read only its own tags.
 import { expect } from 'chai';
 import { LRUCache } from 'lru-cache';
 import type { DriverContext, FileInfo } from '../../drivers/driver.js';
 import { InMemoryDriver } from '../../drivers/inmemory/driver.js';
-import { tagCurrentLinkPath, tagIndexLinkPath } from './paths.js';
+import { NoopDescriptorCache } from '../cache/descriptorCache.js';
+import { tagCurrentLinkPath, tagDigestIndexDir, tagDigestIndexMarkerPath, tagDigestIndexRoot, tagIndexLinkPath } from './paths.js';
+import { Registry } from './registry.js';
 import { TagStore } from './tagStore.js';
 
 class CountingDriver extends InMemoryDriver {
   stats = 0;
+  gets = 0;
   override async stat(ctx: DriverContext, p: string): Promise<FileInfo> {
     this.stats++;
     return super.stat(ctx, p);
+  }
+  override async getContent(ctx: DriverContext, p: string): Promise<Buffer> {
+    this.gets++;
+    return super.getContent(ctx, p);
+  }
+  async exists(ctx: DriverContext, p: string): Promise<boolean> {
+    return super.stat(ctx, p).then(() => true, () => false);
   }
 }
 
@@ -33,5 +44,79 @@ describe('tag pages', () => {
     expect(end).to.deep.include({ tags: ['t1998', 't1999'], more: false });
     const exact = await store.page(ctx, 't1994', 5);
     expect(exact).to.deep.include({ tags: ['t1995', 't1996', 't1997', 't1998', 't1999'], more: false });
+  });
+});
+
+describe('the digest-to-tags index', () => {
+  const ctx = {} as DriverContext;
+  const ct = 'application/vnd.oci.image.manifest.v1+json';
+  const manifest = (n: number) => Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: ct, artifactType: 'application/vnd.example',
+    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: `sha256:${'4'.repeat(64)}`, size: 2 },
+    layers: [], annotations: { n: String(n) },
+  }));
+  const reads = (d: CountingDriver) => d.gets + d.stats;
+
+  it('lets DELETE read the tags of its own digest, not every tag, in a repository tagged since its start', async () => {
+    const d = new CountingDriver();
+    const reg = new Registry(d, new NoopDescriptorCache());
+    const repo = reg.repository('big');
+    const many = await repo.manifests.put(ctx, manifest(0), ct, { tag: 't0000' }, { skipReferences: true });
+    for (let i = 1; i < 1000; i++) await repo.tags.tag(ctx, `t${String(i).padStart(4, '0')}`, many.digest);
+    const one = await repo.manifests.put(ctx, manifest(1), ct, { tag: 'solo' }, { skipReferences: true });
+    await repo.manifests.put(ctx, manifest(1), ct, { tag: 'solo2' }, { skipReferences: true });
+    await repo.tags.tag(ctx, 'moved', one.digest);
+    await repo.tags.tag(ctx, 'moved', many.digest); // an entry left behind: checked, not trusted
+    expect(await d.exists(ctx, tagDigestIndexMarkerPath('big'))).to.equal(true);
+
+    d.gets = 0; d.stats = 0;
+    expect(await repo.tags.lookup(ctx, one.digest)).to.deep.equal(['solo', 'solo2']);
+    expect(reads(d)).to.be.at.most(5);
+    d.gets = 0; d.stats = 0;
+    await repo.manifests.delete(ctx, one.digest);
+    expect(reads(d)).to.be.at.most(20);
+    expect(await repo.tags.all(ctx)).to.have.length(1001); // t0000..t0999 and moved
+    expect(await repo.tags.all(ctx)).to.not.include.members(['solo', 'solo2']);
+    expect(await repo.tags.get(ctx, 'moved')).to.equal(many.digest);
+    // The deleted digest's entries went with it.
+    expect(await d.exists(ctx, tagDigestIndexDir('big', one.digest))).to.equal(false);
+    expect((await repo.tags.lookup(ctx, many.digest)).length).to.equal(1001);
+  });
+
+  it('falls back to every tag where tags predate the index, until garbage-collect completes it', async () => {
+    const d = new CountingDriver();
+    const reg = new Registry(d, new NoopDescriptorCache());
+    const repo = reg.repository('old');
+    const a = await repo.manifests.put(ctx, manifest(2), ct, { digest: undefined }, { skipReferences: true });
+    const b = await repo.manifests.put(ctx, manifest(3), ct, {}, { skipReferences: true });
+    // Tags as distribution writes them: links only.
+    for (const [t, dg] of [['x', a.digest], ['y', a.digest], ['z', b.digest]]) {
+      await d.putContent(ctx, tagIndexLinkPath('old', t, dg), Buffer.from(dg));
+      await d.putContent(ctx, tagCurrentLinkPath('old', t), Buffer.from(dg));
+    }
+    // A tag pushed now writes its entry but no marker: the index is not complete.
+    await repo.tags.tag(ctx, 'w', a.digest);
+    expect(await d.exists(ctx, tagDigestIndexMarkerPath('old'))).to.equal(false);
+    expect(await repo.tags.indexComplete(ctx)).to.equal(false);
+    expect(await repo.tags.lookup(ctx, a.digest)).to.deep.equal(['w', 'x', 'y']);
+
+    expect(await repo.tags.completeIndex(ctx, [['w', a.digest], ['x', a.digest], ['y', a.digest], ['z', b.digest]])).to.equal(4);
+    expect(await repo.tags.indexComplete(ctx)).to.equal(true);
+    expect(await repo.tags.completeIndex(ctx, [])).to.equal(0); // once
+    d.gets = 0; d.stats = 0;
+    await repo.manifests.delete(ctx, a.digest);
+    expect(reads(d)).to.be.at.most(20);
+    expect(await repo.tags.all(ctx)).to.deep.equal(['z']);
+  });
+
+  it('is neither written nor trusted with storage.tag.digestindex false', async () => {
+    const d = new CountingDriver();
+    const reg = new Registry(d, new NoopDescriptorCache(), { tagDigestIndex: false });
+    const repo = reg.repository('plain');
+    const a = await repo.manifests.put(ctx, manifest(4), ct, { tag: 'v1' }, { skipReferences: true });
+    expect(await d.exists(ctx, tagDigestIndexRoot('plain'))).to.equal(false);
+    expect(await repo.tags.lookup(ctx, a.digest)).to.deep.equal(['v1']);
+    await repo.manifests.delete(ctx, a.digest);
+    expect(await repo.tags.all(ctx)).to.deep.equal([]);
   });
 });

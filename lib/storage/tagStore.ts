@@ -1,13 +1,26 @@
 // tagStore: tags of one repository, as _manifests/tags/<tag>/{current,index}.
-import type { LRUCache } from 'lru-cache';
+import { LRUCache } from 'lru-cache';
 import { type DriverContext, type StorageDriver, isNotFound, listNames } from '../../drivers/driver.js';
 import { mapLimit } from '../concurrency.js';
 import { isDigest } from '../digest.js';
 import { err } from '../errors.js';
-import { tagCurrentLinkPath, tagDir, tagIndexLinkPath, tagsRoot } from './paths.js';
+import {
+  tagCurrentLinkPath, tagDigestIndexDir, tagDigestIndexEntryPath, tagDigestIndexMarkerPath, tagDir, tagIndexLinkPath, tagsRoot,
+} from './paths.js';
 
 /** Tags seen with a current link, so listings check each tag once (bounded; positive entries only). */
 export type TagSeenCache = LRUCache<string, true>;
+
+/** The digest-to-tags index (storage.tag.digestindex) and, per repository,
+ *  whether its marker was seen: true for good (a marker is never removed),
+ *  false for a short while (a garbage collection may write it meanwhile). */
+export interface TagDigestIndex {
+  enabled: boolean;
+  complete: LRUCache<string, boolean>;
+}
+
+/** How long a repository is remembered as having no complete index. */
+const INCOMPLETE_TTL_MS = 60_000;
 
 export class TagStore {
   constructor(
@@ -16,6 +29,7 @@ export class TagStore {
     private readonly seen: TagSeenCache,
     /** storage.tag.concurrencylimit: link reads at once when scanning tags. */
     private readonly concurrency = 8,
+    private readonly index: TagDigestIndex = { enabled: false, complete: new LRUCache({ max: 1 }) },
   ) {}
 
   private unknown(tag: string) {
@@ -36,7 +50,11 @@ export class TagStore {
   }
 
   async tag(ctx: DriverContext, tag: string, dgst: string): Promise<void> {
-    // The index entry first: a reader that sees current also finds its index.
+    // The index entries first: a reader that sees current also finds them.
+    if (this.index.enabled) {
+      await this.startIndex(ctx);
+      await this.driver.putContent(ctx, tagDigestIndexEntryPath(this.repo, dgst, tag), Buffer.alloc(0));
+    }
     await this.driver.putContent(ctx, tagIndexLinkPath(this.repo, tag, dgst), Buffer.from(dgst));
     await this.driver.putContent(ctx, tagCurrentLinkPath(this.repo, tag), Buffer.from(dgst));
     this.seen.set(this.seenKey(tag), true);
@@ -97,9 +115,60 @@ export class TagStore {
     return names.filter((t) => !ghosts.has(t));
   }
 
-  /** Tags whose current link points at dgst (one link read each, at most `concurrency` at once). */
+  /** True when the repository's digest index holds every current tag (its marker is there). */
+  async indexComplete(ctx: DriverContext): Promise<boolean> {
+    if (!this.index.enabled) return false;
+    const known = this.index.complete.get(this.repo);
+    if (known !== undefined) return known;
+    const found = await this.exists(ctx, tagDigestIndexMarkerPath(this.repo));
+    this.index.complete.set(this.repo, found, found ? {} : { ttl: INCOMPLETE_TTL_MS });
+    return found;
+  }
+
+  /** A repository that never had a tag starts its index complete: its first
+   *  tag writes the marker before its entry. One that has tags from before
+   *  (distribution's, or an older version's) waits for garbage-collect. */
+  private async startIndex(ctx: DriverContext): Promise<void> {
+    if (await this.indexComplete(ctx)) return;
+    if (await this.exists(ctx, tagsRoot(this.repo))) return;
+    await this.driver.putContent(ctx, tagDigestIndexMarkerPath(this.repo), Buffer.alloc(0));
+    this.index.complete.set(this.repo, true);
+  }
+
+  /** Writes the entries of the given current tags, then the marker
+   *  (garbage-collect, which has read every current link). Tags written
+   *  meanwhile by this registry have their entries already. */
+  async completeIndex(ctx: DriverContext, current: Iterable<[string, string]>): Promise<number> {
+    if (!this.index.enabled || await this.indexComplete(ctx)) return 0;
+    const entries = [...current];
+    await mapLimit(entries, this.concurrency, ([tag, dgst]) =>
+      this.driver.putContent(ctx, tagDigestIndexEntryPath(this.repo, dgst, tag), Buffer.alloc(0)));
+    await this.driver.putContent(ctx, tagDigestIndexMarkerPath(this.repo), Buffer.alloc(0));
+    this.index.complete.set(this.repo, true);
+    return entries.length;
+  }
+
+  /** Drops a deleted manifest's index entries (after its tags are gone). */
+  async forget(ctx: DriverContext, dgst: string): Promise<void> {
+    if (!this.index.enabled) return;
+    try { await this.driver.delete(ctx, tagDigestIndexDir(this.repo, dgst)); } catch (e) { if (!isNotFound(e)) throw e; }
+  }
+
+  private async exists(ctx: DriverContext, path: string): Promise<boolean> {
+    try { await this.driver.stat(ctx, path); return true; } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
+  /** Tags whose current link points at dgst (one link read each, at most
+   *  `concurrency` at once): with a complete digest index, only the tags
+   *  that ever pointed at dgst are read; without one, every tag. The index
+   *  may hold tags since moved or deleted: each candidate's link is checked. */
   async lookup(ctx: DriverContext, dgst: string): Promise<string[]> {
-    const names = await this.folders(ctx);
+    const names = await this.indexComplete(ctx)
+      ? await listNames(this.driver, ctx, tagDigestIndexDir(this.repo, dgst))
+      : await this.folders(ctx);
     const points = await mapLimit(names, this.concurrency, async (tag) => {
       try {
         return (await this.get(ctx, tag)) === dgst;

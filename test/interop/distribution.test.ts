@@ -2,7 +2,7 @@
 // serves what the other wrote, and an upload begun on one finishes on the other.
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestRegistry, requireTool, startTestRegistry, tempDir } from '../helpers/registry.js';
 import { type Distribution, startDistribution } from '../helpers/distribution.js';
@@ -69,6 +69,8 @@ describe('interop: docker/distribution 2.8.2 on the same storage', function () {
     const want = await pushLayouts(hostOf(ours!.url));
     await checkServes(hostOf(theirs!.url), want, join(dir, 'out-theirs'));
     const cat = (await req(theirs!.url, 'GET', '/v2/_catalog')).json();
+    // Our digest-to-tags index is there, and distribution does not take it for a repository.
+    await stat(join(root, 'docker/registry/v2/repositories/interop/single/_tagindex/complete'));
     expect(cat.repositories).to.deep.equal(['interop/multi', 'interop/single']);
   });
 
