@@ -26,6 +26,7 @@ export class Base implements StorageDriver {
   readonly init?: StorageDriver['init'];
   readonly readerWithSize?: StorageDriver['readerWithSize'];
   readonly removeStrays?: StorageDriver['removeStrays'];
+  readonly deleteFiles?: StorageDriver['deleteFiles'];
   private readonly regulator?: Semaphore;
   constructor(private readonly d: StorageDriver, opts: BaseOptions = {}) {
     if (opts.maxConcurrency) this.regulator = new Semaphore(opts.maxConcurrency);
@@ -45,6 +46,13 @@ export class Base implements StorageDriver {
       this.removeStrays = async (ctx, p, olderThan, dryRun) => {
         this.check(p, true);
         return this.wrap(() => remove(ctx, p, olderThan, dryRun));
+      };
+    }
+    if (d.deleteFiles) {
+      const del = d.deleteFiles.bind(d);
+      this.deleteFiles = async (ctx, paths) => {
+        for (const p of paths) this.check(p);
+        return this.wrap(() => del(ctx, paths));
       };
     }
     if (d.readerWithSize) {

@@ -75,6 +75,12 @@ export interface StorageDriver {
    *  filesystem's putContent temp files) below path, if older than olderThan;
    *  returns the paths (removed, or that would be with dryRun). */
   removeStrays?(ctx: DriverContext, path: string, olderThan: Date, dryRun: boolean): Promise<string[]>;
+  /** Optional: deletes many files (files, not directories; one that is
+   *  missing is no error) in as few requests as the store allows: S3's
+   *  DeleteObjects takes 1,000 keys, Azure's blob batch 256. For files
+   *  already committed (garbage-collect's sweep), not ones being written.
+   *  Without it, callers delete one path at a time. */
+  deleteFiles?(ctx: DriverContext, paths: string[]): Promise<void>;
   /** Optional fast path: writes length bytes from offset to dest, reusing
    *  its buffers (no allocation and no garbage per chunk). dest's write
    *  callback must mean dest no longer needs the chunk, as it does for sockets

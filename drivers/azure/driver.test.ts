@@ -15,5 +15,5 @@ describe('azure driver on azurite', function () {
     const d = new AzureDriver({ accountname: AZURITE_ACCOUNT, accountkey: AZURITE_KEY, container, serviceurl: azurite.serviceurl, rootdirectory: '/registry' });
     await d.container.create();
     return { driver: new Base(d), cleanup: async () => { await d.container.delete(); } };
-  }, { largeFileSize: 32 << 20, capabilities: ['commitTo'] });
+  }, { largeFileSize: 32 << 20, capabilities: ['commitTo', 'deleteFiles'] });
 });

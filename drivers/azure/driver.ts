@@ -319,6 +319,17 @@ export class AzureDriver implements StorageDriver {
     }
   }
 
+  async deleteFiles(_ctx: DriverContext, paths: string[]): Promise<void> {
+    const names = paths.map((p) => this.key(p));
+    if (names.length === 1) { await this.container.getBlobClient(names[0]).deleteIfExists(); return; }
+    const batch = this.container.getBlobBatchClient();
+    for (let i = 0; i < names.length; i += 256) {
+      const res = await batch.deleteBlobs(names.slice(i, i + 256).map((n) => this.container.getBlobClient(n)));
+      const failed = res.subResponses.filter((r) => r.status >= 300 && r.status !== 404);
+      if (failed.length) throw new StorageDriverError(`${NAME}: delete of ${failed.length} of ${names.length} blobs failed: ${failed[0].status} ${failed[0].errorCode ?? ''}`, NAME);
+    }
+  }
+
   walk(ctx: DriverContext, p: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void> {
     return walkByList(this, ctx, p, fn);
   }

@@ -16,7 +16,7 @@ describe('gcs driver on the Cloud Storage emulator', function () {
 
   const make = async (chunksize = 1 << 20) => new GcsDriver({ bucket: await emu.bucket(), endpoint: emu.endpoint, rootdirectory: '/registry', chunksize });
 
-  driverSuite('gcs (emulator)', async () => ({ driver: new Base(await make()), cleanup: async () => {} }), { largeFileSize: 32 << 20, capabilities: ['commitTo', 'keepState'] });
+  driverSuite('gcs (emulator)', async () => ({ driver: new Base(await make()), cleanup: async () => {} }), { largeFileSize: 32 << 20, capabilities: ['commitTo', 'keepState', 'deleteFiles'] });
 
   it('lets only one of two writers that resumed at the same offset store its part', async () => {
     const d = new Base(await make(256 << 10));

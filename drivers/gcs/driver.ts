@@ -238,6 +238,12 @@ export class GcsDriver implements StorageDriver {
     await deleteObjects(this.c, names);
   }
 
+  /** The JSON API's batch endpoint is not in the SDK: parallel deletes,
+   *  without the listing a path's delete needs (half the requests). */
+  async deleteFiles(_ctx: DriverContext, paths: string[]): Promise<void> {
+    await deleteObjects(this.c, paths.map((p) => this.key(p)));
+  }
+
   async walk(ctx: DriverContext, p: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void> {
     const prefix = this.dirPrefix(p);
     const any = await flatWalk(this.keys, prefix, async ({ token, after }) => {

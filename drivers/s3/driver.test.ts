@@ -23,7 +23,7 @@ describe('s3 driver on s3rver', function () {
   driverSuite('s3 (s3rver)', async () => {
     const d = await make();
     return { driver: new Base(d), cleanup: async () => { d.client.destroy(); } };
-  }, { largeFileSize: 32 << 20, capabilities: ['commitTo', 'keepState'] });
+  }, { largeFileSize: 32 << 20, capabilities: ['commitTo', 'keepState', 'deleteFiles'] });
 
   describe('S3 specifics', () => {
     let raw: S3Driver;

@@ -360,6 +360,16 @@ export class S3Driver implements StorageDriver {
     }
   }
 
+  async deleteFiles(_ctx: DriverContext, paths: string[]): Promise<void> {
+    const keys = paths.map((p) => this.key(p));
+    for (let i = 0; i < keys.length; i += 1000) {
+      const res = await this.client.send(new DeleteObjectsCommand({
+        Bucket: this.p.bucket, Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true },
+      }));
+      if (res.Errors?.length) throw new StorageDriverError(`${NAME}: delete of ${res.Errors.length} of ${keys.length} keys failed: ${res.Errors[0].Code} ${res.Errors[0].Message}`, NAME);
+    }
+  }
+
   async walk(_ctx: DriverContext, p: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void> {
     const prefix = this.dirPrefix(p);
     const any = await flatWalk(this.keys, prefix, async ({ token, after }) => {

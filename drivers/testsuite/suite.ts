@@ -10,7 +10,7 @@ export interface SuiteOptions {
   /** Bytes for the streamed large-file test. */
   largeFileSize: number;
   /** Optional FileWriter methods the driver claims; their tests run only for it, and fail if it lost them. */
-  capabilities?: ('commitTo' | 'keepState')[];
+  capabilities?: ('commitTo' | 'keepState' | 'deleteFiles')[];
 }
 
 async function readAll(r: Readable): Promise<Buffer> {
@@ -217,6 +217,21 @@ export function driverSuite(title: string, make: () => Promise<{ driver: Storage
       expect((await d.getContent(ctx, `${r}/del/ab`)).toString()).to.equal('3');
       await d.delete(ctx, `${r}/del/ab`);
       await rejects(d.getContent(ctx, `${r}/del/ab`), PathNotFoundError);
+    });
+
+    if (opts.capabilities?.includes('deleteFiles')) it('deleteFiles removes the files named, past one batch, ignores missing ones and keeps the rest', async () => {
+      const r = root();
+      expect(d.deleteFiles, 'the driver has deleteFiles').to.be.a('function');
+      // More than Azure's 256 per batch, so the batching runs more than once.
+      const doomed = Array.from({ length: 300 }, (_, i) => `${r}/many/${String(i).padStart(3, '0')}/data`);
+      for (let i = 0; i < doomed.length; i += 50) await Promise.all(doomed.slice(i, i + 50).map((p) => d.putContent(ctx, p, Buffer.from('x'))));
+      await d.putContent(ctx, `${r}/many/keep/data`, Buffer.from('kept'));
+      await d.putContent(ctx, `${r}/many/000/datax`, Buffer.from('sibling'));
+      await d.deleteFiles!(ctx, [...doomed, `${r}/many/missing/data`]);
+      const left: string[] = [];
+      await d.walk(ctx, `${r}/many`, (fi) => { if (!fi.isDir) left.push(fi.path.slice(`${r}/many/`.length)); });
+      expect(left).to.deep.equal(['000/datax', 'keep/data']);
+      await d.deleteFiles!(ctx, []);
     });
 
     it('walks in lexical order and honours skipdir', async () => {

@@ -7,7 +7,7 @@
 // Redis gate, or an offline registry); see docs/maintenance.md.
 import { type DriverContext, type StorageDriver, isNotFound, listNames } from '../../drivers/driver.js';
 import { parseManifest } from './manifestParse.js';
-import { ROOT, blobsRoot, layersRoot, revisionsRoot, tagCurrentLinkPath, tagDir, tagIndexLinkPath, tagsRoot } from './paths.js';
+import { ROOT, blobDir, blobsRoot, layerLinkPath, layersRoot, revisionsRoot, tagCurrentLinkPath, tagDir, tagIndexLinkPath, tagsRoot } from './paths.js';
 import type { Registry } from './registry.js';
 import { mapLimit } from '../concurrency.js';
 
@@ -18,6 +18,8 @@ import { mapLimit } from '../concurrency.js';
 const SCAN_REPOS = 4;
 const READS = 32;
 const DELETES = 16;
+/** Files per batched delete: S3's DeleteObjects limit. */
+const BATCH = 1000;
 
 export interface GCOptions {
   dryRun: boolean;
@@ -140,6 +142,24 @@ function keptManifests(scan: RepoScan, deleteUntagged: boolean): Set<string> {
   return kept;
 }
 
+/** Deletes folders that each hold one file, `file` (a blob's data, a link):
+ *  on stores that delete many files per request, in batches of BATCH files
+ *  (S3: one DeleteObjects each); elsewhere one folder at a time, DELETES at
+ *  once. guard() is asked before every request. */
+async function removeDirs(driver: StorageDriver, ctx: DriverContext, dirs: string[], file: string, guard: () => Promise<void>): Promise<void> {
+  if (driver.deleteFiles) {
+    for (let i = 0; i < dirs.length; i += BATCH) {
+      await guard();
+      await driver.deleteFiles(ctx, dirs.slice(i, i + BATCH).map((d) => `${d}/${file}`));
+    }
+    return;
+  }
+  await mapLimit(dirs, DELETES, async (d) => {
+    await guard();
+    try { await driver.delete(ctx, d); } catch (e) { if (!isNotFound(e)) throw e; }
+  });
+}
+
 /** The tag-history entries (tags/<tag>/index/<alg>/<hex>) of the given
  *  manifests: with few of them, one path per tag each; with more, one walk
  *  of the tags folder, which costs the same however many there are. */
@@ -245,11 +265,7 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
     for (const { scan } of scans) {
       const gone = byRepo.get(scan.name);
       if (!gone) continue;
-      const entries = await historyEntries(driver, ctx, scan.name, [...scan.tags.keys()], gone);
-      await mapLimit(entries, DELETES, async (path) => {
-        await guard();
-        try { await driver.delete(ctx, path); } catch (e) { if (!isNotFound(e)) throw e; }
-      });
+      await removeDirs(driver, ctx, await historyEntries(driver, ctx, scan.name, [...scan.tags.keys()], gone), 'link', guard);
     }
   }
 
@@ -279,11 +295,15 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
   let n = 0;
   if (opts.dryRun) opts.progress?.('sweep', candidates.length);
   else {
-    await mapLimit(candidates, DELETES, async ({ dgst }) => {
-      await guard();
-      await registry.blobStore.delete(ctx, dgst);
-      opts.progress?.('sweep', ++n);
-    });
+    // In batches where the store deletes many files per request (object
+    // stores); each batch's descriptors are dropped from the cache after it.
+    for (let i = 0; i < candidates.length; i += BATCH) {
+      const batch = candidates.slice(i, i + BATCH).map(({ dgst }) => dgst);
+      await removeDirs(driver, ctx, batch.map((d) => blobDir(d)), 'data', guard);
+      await mapLimit(batch, DELETES, (d) => registry.cache.delete(d));
+      n += batch.length;
+      opts.progress?.('sweep', n);
+    }
   }
 
   // Layer links to blobs that are gone (deleted now, or missing and old).
@@ -298,11 +318,12 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
       sum.layerLinksDeleted++;
       unlink.push(dgst);
     }
-    if (!opts.dryRun) {
-      await mapLimit(unlink, DELETES, async (dgst) => {
-        await guard();
-        await registry.repository(name).blobs.unlink(ctx, dgst);
-      });
+    if (!opts.dryRun && unlink.length) {
+      // As LinkedBlobStore.unlink: the cache is cleared before and after.
+      const drop = () => mapLimit(unlink, DELETES, (d) => registry.cache.deleteInRepo(name, d));
+      await drop();
+      await removeDirs(driver, ctx, unlink.map((d) => layerLinkPath(name, d).replace(/\/link$/, '')), 'link', guard);
+      await drop();
     }
     // Tag folders without a current link (left by interrupted deletes or
     // pushes), once nothing in them is younger than the grace period: a push
