@@ -19,25 +19,10 @@ import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite } from '../test/helpers/azur
 import { startGcsEmulator } from '../test/helpers/gcs.js';
 import { image, imageBlobs, writeLayout } from '../test/helpers/ociLayout.js';
 import { skopeo } from '../test/helpers/skopeo.js';
-import { type Classifier, type Counts, startStorageProxy } from '../test/helpers/storageProxy.js';
+import { type Classifier, type Counts, s3Kind, startStorageProxy } from '../test/helpers/storageProxy.js';
 import { track } from '../test/helpers/children.js';
 
 
-const s3Kind: Classifier = (m, u, h) => {
-  const q = u.searchParams;
-  if (m === 'GET' && q.has('list-type')) return 'ListObjectsV2';
-  if (m === 'GET' && q.has('uploads')) return 'ListMultipartUploads';
-  if (m === 'GET' && q.has('uploadId')) return 'ListParts';
-  if (m === 'GET') return 'GetObject';
-  if (m === 'HEAD') return 'HeadObject';
-  if (m === 'PUT' && q.has('partNumber')) return h['x-amz-copy-source'] ? 'UploadPartCopy' : 'UploadPart';
-  if (m === 'PUT') return h['x-amz-copy-source'] ? 'CopyObject' : 'PutObject';
-  if (m === 'POST' && q.has('uploads')) return 'CreateMultipartUpload';
-  if (m === 'POST' && q.has('uploadId')) return 'CompleteMultipartUpload';
-  if (m === 'POST' && q.has('delete')) return 'DeleteObjects';
-  if (m === 'DELETE') return q.has('uploadId') ? 'AbortMultipartUpload' : 'DeleteObject';
-  return `${m} ${u.pathname}`;
-};
 
 const azureKind: Classifier = (m, u, h) => {
   const comp = u.searchParams.get('comp');

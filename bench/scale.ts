@@ -4,19 +4,23 @@
 // _catalog fully paged, tags/list of a repository with 10,000 tags, DELETE
 // of a manifest there, and a cold manifest GET by tag. Wall time, and peak
 // RSS for the collections (VmHWM of the process, read from /proc).
-// Filesystem only so far; the s3 (s3rver) runs with request counts are
-// issue 14's next step.
-// Usage: npm run bench:scale [-- --sizes small,medium --dir /tmp]
+// With --store s3 the store is a bucket on s3rver, behind a proxy that
+// counts every storage request each registry makes (as bench/requests.ts).
+// A run that passes --limit seconds is stopped there and reported as such.
+// Usage: npm run bench:scale [-- --sizes small,medium --dir /tmp --store fs|s3 --limit 900]
 // Needs docker-registry (apt-get install docker-registry).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitForHttp } from '../test/helpers/registry.js';
 import { track } from '../test/helpers/children.js';
-import { type Generated, SIZES, dirSink, generate } from './scaleGenerate.js';
+import { S3RVER_KEY, S3RVER_SECRET, type S3rver, startS3rver } from '../test/helpers/s3rver.js';
+import { type StorageProxy, s3Kind, startStorageProxy } from '../test/helpers/storageProxy.js';
+import { createDriver } from '../drivers/factory.js';
+import { type Generated, SIZES, dirSink, driverSink, generate } from './scaleGenerate.js';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
@@ -24,13 +28,20 @@ const SIZE_NAMES = (args.get('sizes') ?? 'small,medium').split(',');
 const BASE = args.get('dir') ?? tmpdir();
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const OURS = join(REPO_ROOT, 'dist/cmd/registry.js');
+const STORE = args.get('store') ?? 'fs';
+if (STORE !== 'fs' && STORE !== 's3') throw new Error('--store is fs or s3');
+const LIMIT_S = Number(args.get('limit') ?? 0);
+// AWS_CA_BUNDLE (set on some machines) makes distribution's old aws-sdk-go panic at start.
+const { AWS_CA_BUNDLE: _ca, ...ENV } = process.env;
 
-interface Run { seconds: number; peakMiB: number; code: number | null; out: string }
+interface Run { seconds: number; peakMiB: number; code: number | null; out: string; stopped: boolean }
 
-/** Runs a command to its end, sampling its peak RSS. */
+/** Runs a command to its end (or to --limit), sampling its peak RSS. */
 async function timed(cmd: string, argv: string[]): Promise<Run> {
   const t = performance.now();
-  const proc = track(spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
+  const proc = track(spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: ENV }));
+  let stopped = false;
+  const limit = LIMIT_S > 0 ? setTimeout(() => { stopped = true; try { process.kill(-proc.pid!, 'SIGKILL'); } catch { /* gone */ } }, LIMIT_S * 1000) : undefined;
   let out = '';
   proc.stdout!.on('data', (d) => { out += d; if (out.length > 1 << 20) out = out.slice(-(1 << 19)); });
   proc.stderr!.on('data', (d) => { out += d; if (out.length > 1 << 20) out = out.slice(-(1 << 19)); });
@@ -43,7 +54,8 @@ async function timed(cmd: string, argv: string[]): Promise<Run> {
   }, 20);
   const code = await new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c)));
   clearInterval(sample);
-  return { seconds: (performance.now() - t) / 1000, peakMiB: peak / 1024, code, out };
+  clearTimeout(limit);
+  return { seconds: (performance.now() - t) / 1000, peakMiB: peak / 1024, code, out, stopped };
 }
 
 function get(url: string, method = 'GET'): Promise<{ status: number; link?: string; body: string }> {
@@ -79,7 +91,7 @@ async function paged(base: string, first: string, key: 'repositories' | 'tags'):
 interface Server { url: string; proc: ChildProcess }
 
 async function serve(ours: boolean, cfg: string, port: number): Promise<Server> {
-  const proc = track(spawn(ours ? process.execPath : 'docker-registry', ours ? [OURS, 'serve', cfg] : ['serve', cfg], { stdio: ['ignore', 'ignore', 'inherit'], detached: true }));
+  const proc = track(spawn(ours ? process.execPath : 'docker-registry', ours ? [OURS, 'serve', cfg] : ['serve', cfg], { stdio: ['ignore', 'ignore', 'inherit'], detached: true, env: ENV }));
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/v2/`, 60000);
   return { url, proc };
@@ -94,9 +106,17 @@ async function stop(p: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
-async function config(dir: string, name: string, root: string, port: number): Promise<string> {
+/** Where a copy of the store lives: a folder, or a bucket on s3rver reached through the counting proxy. */
+type Place = { fs: string } | { bucket: string; endpoint: string };
+
+function storageYaml(place: Place): string {
+  if ('fs' in place) return `  filesystem:\n    rootdirectory: ${place.fs}\n`;
+  return `  s3:\n    region: us-east-1\n    regionendpoint: ${place.endpoint}\n    bucket: ${place.bucket}\n    accesskey: ${S3RVER_KEY}\n    secretkey: ${S3RVER_SECRET}\n    rootdirectory: /reg\n    secure: false\n    v4auth: true\n`;
+}
+
+async function config(dir: string, name: string, place: Place, port: number): Promise<string> {
   const f = join(dir, `${name}.yml`);
-  await writeFile(f, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: scale\n`);
+  await writeFile(f, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n${storageYaml(place)}  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: scale\n`);
   return f;
 }
 
@@ -106,60 +126,97 @@ async function measureSize(sizeName: string): Promise<{ size: string; gen: Gener
   const size = SIZES[sizeName];
   if (!size) throw new Error(`unknown size ${sizeName} (small, medium, large)`);
   const dir = await mkdtemp(join(BASE, `scale-${sizeName}-`));
+  let s3: S3rver | undefined;
+  let proxy: StorageProxy | undefined;
   try {
-    const roots = { read: join(dir, 'read'), oursGc: join(dir, 'ours-gc'), theirsGc: join(dir, 'theirs-gc') };
     let gen!: Generated;
+    let places: Record<'read' | 'oursGc' | 'theirsGc', Place>;
     const tg = performance.now();
     // Three identical copies: one read-only, one for each registry's real collection.
-    for (const r of Object.values(roots)) gen = await generate(size, dirSink(r), 1);
-    console.log(`${sizeName}: generated ${gen.files} files per copy in ${((performance.now() - tg) / 1000).toFixed(1)} s`);
+    if (STORE === 'fs') {
+      places = { read: { fs: join(dir, 'read') }, oursGc: { fs: join(dir, 'ours-gc') }, theirsGc: { fs: join(dir, 'theirs-gc') } };
+      for (const r of Object.values(places)) gen = await generate(size, dirSink((r as { fs: string }).fs), 1);
+    } else {
+      s3 = await startS3rver();
+      proxy = await startStorageProxy(s3.endpoint, s3Kind);
+      const bucket = await s3.bucket();
+      const driver = createDriver('s3', { region: 'us-east-1', regionendpoint: s3.endpoint, bucket, accesskey: S3RVER_KEY, secretkey: S3RVER_SECRET, rootdirectory: '/reg' });
+      gen = await generate(size, driverSink(driver), 1);
+      // The copies are copies of s3rver's folder for the bucket (a bucket is a folder there).
+      for (const b of [`${bucket}-ours`, `${bucket}-theirs`]) await cp(join(s3.dir, bucket), join(s3.dir, b), { recursive: true });
+      const at = (b: string): Place => ({ bucket: b, endpoint: proxy!.url });
+      places = { read: at(bucket), oursGc: at(`${bucket}-ours`), theirsGc: at(`${bucket}-theirs`) };
+    }
+    console.log(`${sizeName}: generated ${gen.files} files per copy (${STORE}) in ${((performance.now() - tg) / 1000).toFixed(1)} s`);
+    /** Storage requests since the last call (s3 only). */
+    const requests = (row: Row, key: string) => {
+      if (!proxy) return;
+      const c = proxy.take().registry;
+      row[`${key} requests`] = [...c.values()].reduce((a, b) => a + b, 0);
+      const del = (c.get('DeleteObjects') ?? 0) + (c.get('DeleteObject') ?? 0);
+      if (/gc --delete/.test(key)) row[`${key} delete requests`] = del;
+    };
     const out: Record<'ours' | 'theirs', Row> = { ours: {}, theirs: {} };
     for (const who of ['ours', 'theirs'] as const) {
       const ours = who === 'ours';
       const row = out[who];
       const port = await freePort();
-      const readCfg = await config(dir, `${who}-read`, roots.read, port);
-      const gcCfg = await config(dir, `${who}-gc`, ours ? roots.oursGc : roots.theirsGc, port);
-      const dry = ours ? await timed(process.execPath, [OURS, 'garbage-collect', readCfg, '--dry-run', '--grace', '0s'])
-        : await timed('docker-registry', ['garbage-collect', '--dry-run', readCfg]);
-      if (dry.code !== 0) throw new Error(`${who} gc --dry-run failed: ${dry.out.slice(-2000)}`);
-      row['gc --dry-run, s'] = dry.seconds;
-      row['gc --dry-run, peak RSS MiB'] = dry.peakMiB;
+      const readCfg = await config(dir, `${who}-read`, places.read, port);
+      const gcCfg = await config(dir, `${who}-gc`, ours ? places.oursGc : places.theirsGc, port);
+      const record = (key: string, r: Run) => {
+        if (r.stopped) { row[`${key}, s`] = `>${LIMIT_S} (stopped)`; console.log(`${who} ${key}: stopped at ${LIMIT_S} s`); } else {
+          if (r.code !== 0) throw new Error(`${who} ${key} failed: ${r.out.slice(-2000)}`);
+          row[`${key}, s`] = r.seconds;
+        }
+        row[`${key}, peak RSS MiB`] = r.peakMiB;
+        requests(row, key);
+      };
+      proxy?.take();
+      record('gc --dry-run', ours ? await timed(process.execPath, [OURS, 'garbage-collect', readCfg, '--dry-run', '--grace', '0s'])
+        : await timed('docker-registry', ['garbage-collect', '--dry-run', readCfg]));
       const real = ours ? await timed(process.execPath, [OURS, 'garbage-collect', gcCfg, '--delete-untagged', '--offline', '--grace', '0s'])
         : await timed('docker-registry', ['garbage-collect', '--delete-untagged', gcCfg]);
-      if (real.code !== 0) throw new Error(`${who} gc failed: ${real.out.slice(-2000)}`);
-      row['gc --delete-untagged, s'] = real.seconds;
-      row['gc --delete-untagged, peak RSS MiB'] = real.peakMiB;
+      record('gc --delete-untagged', real);
       // Reads on the untouched copy, on a freshly started server each (cold caches).
       let s = await serve(ours, readCfg, port);
       try {
+        proxy?.take();
         const t = performance.now();
         const r = await get(`${s.url}/v2/${gen.bigRepo}/manifests/${gen.bigTag}`);
         if (r.status !== 200) throw new Error(`${who} manifest GET: ${r.status} ${r.body.slice(0, 200)}`);
         row['cold manifest GET by tag, ms'] = performance.now() - t;
+        requests(row, 'cold manifest GET by tag');
         const cat = await paged(s.url, '/v2/_catalog?n=100', 'repositories');
         row['_catalog (n=100, all pages), s'] = cat.seconds;
-        row['_catalog requests'] = cat.requests;
+        row['_catalog pages'] = cat.requests;
+        requests(row, '_catalog');
         const tags = await paged(s.url, `/v2/${gen.bigRepo}/tags/list?n=1000`, 'tags');
         row['tags/list of 10,000 tags (n=1000), s'] = tags.seconds;
         row['tags seen'] = tags.entries;
+        requests(row, 'tags/list');
       } finally {
         await stop(s.proc);
       }
-      // The DELETE on the collected copy (destructive).
-      s = await serve(ours, gcCfg, port);
-      try {
-        const t = performance.now();
-        const r = await get(`${s.url}/v2/${gen.bigRepo}/manifests/${gen.bigManifest}`, 'DELETE');
-        if (r.status !== 202) throw new Error(`${who} DELETE: ${r.status} ${r.body.slice(0, 200)}`);
-        row['DELETE manifest among 10,000 tags, s'] = (performance.now() - t) / 1000;
-      } finally {
-        await stop(s.proc);
+      // The DELETE on the collected copy (destructive), if the collection ran to its end.
+      if (!real.stopped) {
+        s = await serve(ours, gcCfg, port);
+        try {
+          proxy?.take();
+          const t = performance.now();
+          const r = await get(`${s.url}/v2/${gen.bigRepo}/manifests/${gen.bigManifest}`, 'DELETE');
+          if (r.status !== 202) throw new Error(`${who} DELETE: ${r.status} ${r.body.slice(0, 200)}`);
+          row['DELETE manifest among 10,000 tags, s'] = (performance.now() - t) / 1000;
+          requests(row, 'DELETE manifest');
+        } finally {
+          await stop(s.proc);
+        }
       }
       console.log(`${sizeName} ${who}: ${JSON.stringify(row)}`);
     }
     return { size: sizeName, gen, ours: out.ours, theirs: out.theirs };
   } finally {
+    await proxy?.close();
+    await s3?.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -168,21 +225,23 @@ async function main(): Promise<void> {
   const version = spawnSync('docker-registry', ['--version'], { encoding: 'utf8' }).stdout.trim();
   const results = [];
   for (const s of SIZE_NAMES) results.push(await measureSize(s));
-  console.log(`\nNode ${process.version}, ${version}, ${cpus().length} CPUs, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, filesystem under ${BASE}\n`);
+  console.log(`\nNode ${process.version}, ${version}, ${cpus().length} CPUs, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ${STORE === 's3' ? 's3rver (counting proxy)' : 'filesystem'} under ${BASE}\n`);
   for (const r of results) {
     const z = SIZES[r.size];
     console.log(`### ${r.size}: ${z.repos} repositories, ${z.manifests} manifests, ${z.blobs} layer blobs, ${r.gen.files} files\n`);
     console.log('| measure | ours | docker-registry 2.8.2 | theirs / ours |');
     console.log('|---|---|---|---|');
-    for (const k of Object.keys(r.ours)) {
-      const a = Number(r.ours[k]);
-      const b = Number(r.theirs[k]);
-      const fmt = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(x < 10 ? 3 : 1));
-      console.log(`| ${k} | ${fmt(a)} | ${fmt(b)} | ${/requests|seen/.test(k) ? '' : `${(b / a).toFixed(2)}x`} |`);
+    for (const k of new Set([...Object.keys(r.ours), ...Object.keys(r.theirs)])) {
+      const fmt = (x: number | string | undefined) => (x === undefined ? '-' : typeof x === 'string' ? x
+        : Number.isInteger(x) ? String(x) : x.toFixed(x < 10 ? 3 : 1));
+      const a = r.ours[k];
+      const b = r.theirs[k];
+      const ratio = typeof a === 'number' && typeof b === 'number' && !/seen|pages/.test(k) ? `${(b / a).toFixed(2)}x` : '';
+      console.log(`| ${k} | ${fmt(a)} | ${fmt(b)} | ${ratio} |`);
     }
     console.log('');
   }
-  await writeFile(join(REPO_ROOT, 'bench/results/scale-latest.json'), JSON.stringify({ node: process.version, distribution: version, results }, null, 2));
+  await writeFile(join(REPO_ROOT, `bench/results/scale-${STORE}-latest.json`), JSON.stringify({ node: process.version, distribution: version, store: STORE, results }, null, 2));
 }
 
 main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });

@@ -13,6 +13,8 @@ import { blobDataPath, layerLinkPath, referrerLinkPath, revisionLinkPath, tagCur
 export interface ScaleSize { name: string; repos: number; manifests: number; blobs: number; bigTags: number }
 
 export const SIZES: Record<string, ScaleSize> = {
+  // tiny: a smoke test of the bench itself, not a size to report.
+  tiny: { name: 'tiny', repos: 3, manifests: 60, blobs: 200, bigTags: 300 },
   small: { name: 'small', repos: 20, manifests: 1_000, blobs: 5_000, bigTags: 10_000 },
   medium: { name: 'medium', repos: 100, manifests: 10_000, blobs: 50_000, bigTags: 10_000 },
   large: { name: 'large', repos: 200, manifests: 25_000, blobs: 100_000, bigTags: 10_000 },

@@ -2,6 +2,10 @@
 // folder below a common prefix before looking inside, so a "directory" that
 // holds only directories (a tag: current/ and index/) is never reported. Real
 // S3 reports it. We list without the delimiter and fold the keys ourselves.
+// A second fix: its ListObjectsV2 KeyCount counts only objects, where S3's
+// counts common prefixes too; distribution's walk takes a listing whose
+// KeyCounts add up to 0 for a missing path, so its catalog and
+// garbage-collect failed on repositories that hold only folders.
 // Usage: node --openssl-legacy-provider s3rver-main.cjs DIR PORT
 'use strict';
 const S3rver = require('s3rver');
@@ -25,6 +29,14 @@ FilesystemStore.prototype.listObjects = async function (bucket, options) {
     if (cp) prefixes.add(cp); else objects.push(o);
   }
   return { objects, commonPrefixes: [...prefixes].sort(), isTruncated };
+};
+
+const bucketCtrl = require('s3rver/lib/controllers/bucket');
+const getBucket = bucketCtrl.getBucket;
+bucketCtrl.getBucket = async function (ctx) {
+  await getBucket.call(this, ctx);
+  const r = ctx.body && ctx.body.ListBucketResult;
+  if (r && r.KeyCount !== undefined && Array.isArray(r.CommonPrefixes)) r.KeyCount += r.CommonPrefixes.length;
 };
 
 const [dir, port] = process.argv.slice(2);

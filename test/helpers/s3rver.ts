@@ -19,6 +19,8 @@ export const S3RVER_SECRET = 'S3RVER';
 
 export interface S3rver {
   endpoint: string;
+  /** Its data folder: one folder per bucket (the scale bench copies a generated bucket there). */
+  dir: string;
   /** Creates a bucket with a random name and returns it. */
   bucket(): Promise<string>;
   /** Stops the server and keeps its data: start() brings it back on the same port. */
@@ -43,6 +45,7 @@ export async function startS3rver(): Promise<S3rver> {
   let n = 0;
   return {
     endpoint,
+    dir,
     async bucket() {
       const name = `b${process.pid}-${Date.now().toString(36)}-${n++}`;
       await client.send(new CreateBucketCommand({ Bucket: name }));

@@ -5,6 +5,23 @@ import * as http from 'node:http';
 
 export type Classifier = (method: string, url: URL, headers: http.IncomingHttpHeaders) => string;
 
+/** S3 requests by operation name. */
+export const s3Kind: Classifier = (m, u, h) => {
+  const q = u.searchParams;
+  if (m === 'GET' && q.has('list-type')) return 'ListObjectsV2';
+  if (m === 'GET' && q.has('uploads')) return 'ListMultipartUploads';
+  if (m === 'GET' && q.has('uploadId')) return 'ListParts';
+  if (m === 'GET') return 'GetObject';
+  if (m === 'HEAD') return 'HeadObject';
+  if (m === 'PUT' && q.has('partNumber')) return h['x-amz-copy-source'] ? 'UploadPartCopy' : 'UploadPart';
+  if (m === 'PUT') return h['x-amz-copy-source'] ? 'CopyObject' : 'PutObject';
+  if (m === 'POST' && q.has('uploads')) return 'CreateMultipartUpload';
+  if (m === 'POST' && q.has('uploadId')) return 'CompleteMultipartUpload';
+  if (m === 'POST' && q.has('delete')) return 'DeleteObjects';
+  if (m === 'DELETE') return q.has('uploadId') ? 'AbortMultipartUpload' : 'DeleteObject';
+  return `${m} ${u.pathname}`;
+};
+
 export interface Counts { registry: Map<string, number>; client: Map<string, number> }
 
 export interface Fault { status: number; headers?: Record<string, string>; body: string }
