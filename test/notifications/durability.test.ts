@@ -93,10 +93,19 @@ describe('notifications: durable across processes', function () {
     const nodes: { reg: ChildRegistry; debug: string }[] = [];
     try {
       for (let i = 0; i < 3; i++) {
-        const debugPort = await freePort();
-        // One store for all three: the same root directory.
-        const f = await config(`node${i}`, r, `redis:\n  addr: ${redis.addr}\n`, debugPort, join(dir, 'shared-root'));
-        nodes.push({ reg: await spawnRegistry(f), debug: `http://127.0.0.1:${debugPort}` });
+        // A port found free can be taken by an outgoing connection's local
+        // port before the node binds it: then again, on another port.
+        for (let attempt = 0; ; attempt++) {
+          const debugPort = await freePort();
+          // One store for all three: the same root directory.
+          const f = await config(`node${i}`, r, `redis:\n  addr: ${redis.addr}\n`, debugPort, join(dir, 'shared-root'));
+          try {
+            nodes.push({ reg: await spawnRegistry(f), debug: `http://127.0.0.1:${debugPort}` });
+            break;
+          } catch (e) {
+            if (attempt >= 2 || !/EADDRINUSE/.test(String(e))) throw e;
+          }
+        }
       }
       const digests = await pushMany(nodes.map((n) => n.reg.url), 90, 6, 'cluster/repo');
       await r.waitFor(() => r.events().length >= 15, 60000, '15 events before the kill');
