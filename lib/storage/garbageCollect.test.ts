@@ -7,15 +7,12 @@ import { NoopDescriptorCache } from '../cache/descriptorCache.js';
 import { garbageCollect } from './garbageCollect.js';
 import { tagCurrentLinkPath, tagDigestIndexEntryPath, tagDigestIndexMarkerPath, tagIndexLinkPath } from './paths.js';
 import { Registry } from './registry.js';
+import { OCI_MANIFEST, artifactManifest } from './testing.js';
 
 describe('garbage-collect and tag indexes', () => {
   const ctx = {} as DriverContext;
-  const ct = 'application/vnd.oci.image.manifest.v1+json';
-  const manifest = (n: number) => Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: ct, artifactType: 'application/vnd.example',
-    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: `sha256:${'4'.repeat(64)}`, size: 2 },
-    layers: [], annotations: { n: String(n) },
-  }));
+  const ct = OCI_MANIFEST;
+  const manifest = artifactManifest;
   const exists = (d: InMemoryDriver, p: string) => d.stat(ctx, p).then(() => true, () => false);
 
   for (const doomedCount of [2, 5]) {

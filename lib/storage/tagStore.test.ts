@@ -7,6 +7,7 @@ import { InMemoryDriver } from '../../drivers/inmemory/driver.js';
 import { NoopDescriptorCache } from '../cache/descriptorCache.js';
 import { tagCurrentLinkPath, tagDigestIndexDir, tagDigestIndexMarkerPath, tagDigestIndexRoot, tagIndexLinkPath } from './paths.js';
 import { Registry } from './registry.js';
+import { OCI_MANIFEST, artifactManifest } from './testing.js';
 import { TagStore } from './tagStore.js';
 
 class CountingDriver extends InMemoryDriver {
@@ -49,12 +50,8 @@ describe('tag pages', () => {
 
 describe('the digest-to-tags index', () => {
   const ctx = {} as DriverContext;
-  const ct = 'application/vnd.oci.image.manifest.v1+json';
-  const manifest = (n: number) => Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: ct, artifactType: 'application/vnd.example',
-    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: `sha256:${'4'.repeat(64)}`, size: 2 },
-    layers: [], annotations: { n: String(n) },
-  }));
+  const ct = OCI_MANIFEST;
+  const manifest = artifactManifest;
   const reads = (d: CountingDriver) => d.gets + d.stats;
 
   it('lets DELETE read the tags of its own digest, not every tag, in a repository tagged since its start', async () => {
