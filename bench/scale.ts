@@ -140,7 +140,7 @@ async function measureSize(sizeName: string): Promise<{ size: string; gen: Gener
       s3 = await startS3rver();
       proxy = await startStorageProxy(s3.endpoint, s3Kind);
       const bucket = await s3.bucket();
-      const driver = createDriver('s3', { region: 'us-east-1', regionendpoint: s3.endpoint, bucket, accesskey: S3RVER_KEY, secretkey: S3RVER_SECRET, rootdirectory: '/reg' });
+      const driver = await createDriver('s3', { region: 'us-east-1', regionendpoint: s3.endpoint, bucket, accesskey: S3RVER_KEY, secretkey: S3RVER_SECRET, rootdirectory: '/reg' });
       gen = await generate(size, driverSink(driver), 1);
       // The copies are copies of s3rver's folder for the bucket (a bucket is a folder there).
       for (const b of [`${bucket}-ours`, `${bucket}-theirs`]) await cp(join(s3.dir, bucket), join(s3.dir, b), { recursive: true });

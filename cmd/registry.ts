@@ -10,7 +10,6 @@ import { ConfigError, warningText } from '../lib/config/schema.js';
 import { effectiveYAML } from '../lib/config/effective.js';
 import { tlsOptions } from '../lib/listen.js';
 import { createLogger } from '../lib/log.js';
-import { startRegistry } from '../lib/server.js';
 import { tuneHeap } from '../lib/heap.js';
 import { startTracing, tracingRequested } from '../lib/tracing/tracing.js';
 import { createDriver } from '../drivers/factory.js';
@@ -67,6 +66,9 @@ program.command('serve')
     try {
       tracing = await startTracing(pkg.version);
       if (tracing) log.info('tracing on (OTEL_* environment variables)');
+      // Loaded here, not at the top: the maintenance commands need none of
+      // the HTTP stack, and loading it cost each of them ~0.4 s.
+      const { startRegistry } = await import('../lib/server.js');
       running = await startRegistry(config, log, { version: pkg.version });
     } catch (e) {
       console.error(e instanceof ConfigError ? e.message : `registry: ${(e as Error).message}`);
@@ -87,12 +89,12 @@ const configCmd = program.command('config').description('configuration tools');
 configCmd.command('check')
   .description('print the effective configuration (overrides applied, secrets masked) and every warning; exit 1 on an error, 2 on any warning')
   .argument('[config]', 'configuration file (else REGISTRY_CONFIGURATION_PATH)')
-  .action((file?: string) => {
+  .action(async (file?: string) => {
     let config: Config;
     try {
       config = loadConfig(file);
       // What serve would refuse at start, short of connecting anywhere.
-      createDriver(config.storage.driver, config.storage.params);
+      await createDriver(config.storage.driver, config.storage.params);
       if (config.http.tls) tlsOptions(config.http.tls);
       if (config.http.debug?.tls) tlsOptions({ ...config.http.debug.tls, clientauth: 'require-and-verify-client-cert', ciphers: 'DEFAULT' }, 'http.debug.tls');
       for (const [i, m] of config.middleware.storage.entries()) {
@@ -129,7 +131,7 @@ program.command('purge-uploads')
     }
     const log = createLogger({ ...config.log, level: 'warn' });
     logWarnings(config, log);
-    const driver = createDriver(config.storage.driver, config.storage.params, log);
+    const driver = await createDriver(config.storage.driver, config.storage.params, log);
     const tty = process.stderr.isTTY === true;
     let last = 0;
     const started = Date.now();
@@ -261,7 +263,7 @@ program.command('garbage-collect')
     }
     const log = createLogger({ ...config.log, level: 'warn' });
     logWarnings(config, log);
-    const driver = createDriver(config.storage.driver, config.storage.params, log);
+    const driver = await createDriver(config.storage.driver, config.storage.params, log);
     const redis = config.redis ? createRedis(config.redis) : undefined;
     // Deletes must reach the nodes' shared descriptor cache.
     const cache = redis && config.storage.cache.blobdescriptor === 'redis' ? new RedisDescriptorCache(redis, log) : new NoopDescriptorCache();

@@ -1,12 +1,13 @@
 // Builds a driver from the config's storage section.
+// Only the configured driver's module is loaded: each cloud SDK costs 0.2 to
+// 0.3 s and 20 to 30 MiB at start, which every maintenance command and every
+// node paid for all three (docs/performance.md).
 import { Base } from './base.js';
 import type { DriverObserver, StorageDriver } from './driver.js';
-import { FilesystemDriver } from './filesystem/driver.js';
-import { InMemoryDriver } from './inmemory/driver.js';
-import { AzureDriver } from './azure/driver.js';
-import { S3Driver } from './s3/driver.js';
-import { GcsDriver } from './gcs/driver.js';
-import { MIN_PART } from './s3/writer.js';
+import type { S3Params } from './s3/driver.js';
+import type { GcsParams } from './gcs/driver.js';
+import type { AzureParams } from './azure/driver.js';
+import { MIN_PART } from './s3/parts.js';
 import type { Logger } from 'pino';
 
 export const DRIVER_NAMES = ['filesystem', 'inmemory', 's3', 'azure', 'gcs'] as const;
@@ -51,7 +52,7 @@ const S3_KEYS = ['region', 'regionendpoint', 'forcepathstyle', 'bucket', 'rootdi
   'usedualstack', 'accelerate', 'usefipsendpoint', 'maxrequestspersecond', 'maxretries'];
 const GiB5 = 5 * 1024 ** 3;
 
-function s3Driver(params: Record<string, unknown>, log?: Logger, observer?: DriverObserver): S3Driver {
+function s3Params(params: Record<string, unknown>, log?: Logger, observer?: DriverObserver): S3Params {
   checkKeys(params, 's3', S3_KEYS);
   const accesskey = str(params, 'accesskey', 's3', false);
   const secretkey = str(params, 'secretkey', 's3', false);
@@ -61,7 +62,7 @@ function s3Driver(params: Record<string, unknown>, log?: Logger, observer?: Driv
   const storageclass = str(params, 'storageclass', 's3', false);
   if (storageclass && !/^[A-Z_]+$/.test(storageclass)) throw new Error(`storage.s3.storageclass must be an S3 storage class such as STANDARD, REDUCED_REDUNDANCY or NONE, not ${storageclass}`);
   if (bool(params, 'v4auth', 's3') === false) throw new Error('storage.s3.v4auth: false is not supported (signature v2 is gone from S3); remove the key');
-  return new S3Driver({
+  return {
     region,
     regionendpoint,
     forcepathstyle: bool(params, 'forcepathstyle', 's3'),
@@ -86,13 +87,13 @@ function s3Driver(params: Record<string, unknown>, log?: Logger, observer?: Driv
     maxrequestspersecond: int(params, 'maxrequestspersecond', 's3', 0, 1_000_000),
     maxretries: int(params, 'maxretries', 's3', 0, 100),
     log, observer,
-  });
+  };
 }
 
 const GCS_KEYS = ['bucket', 'keyfile', 'credentials', 'rootdirectory', 'chunksize', 'endpoint', 'maxretries', 'useragent', 'maxconcurrency'];
 const GCS_CHUNK = 256 << 10;
 
-function gcsDriver(params: Record<string, unknown>, log?: Logger, observer?: DriverObserver): GcsDriver {
+function gcsParams(params: Record<string, unknown>, log?: Logger, observer?: DriverObserver): GcsParams {
   checkKeys(params, 'gcs', GCS_KEYS);
   const keyfile = str(params, 'keyfile', 'gcs', false);
   const credentials = params.credentials;
@@ -102,7 +103,7 @@ function gcsDriver(params: Record<string, unknown>, log?: Logger, observer?: Dri
   if (keyfile && credentials) throw new Error('storage.gcs: give keyfile or credentials, not both');
   const chunksize = int(params, 'chunksize', 'gcs', GCS_CHUNK, GiB5);
   if (chunksize !== undefined && chunksize % GCS_CHUNK !== 0) throw new Error(`storage.gcs.chunksize must be a multiple of ${GCS_CHUNK} (256 KiB)`);
-  return new GcsDriver({
+  return {
     bucket: str(params, 'bucket', 'gcs', true)!,
     keyfile,
     credentials: credentials as Record<string, unknown> | undefined,
@@ -112,7 +113,7 @@ function gcsDriver(params: Record<string, unknown>, log?: Logger, observer?: Dri
     maxretries: int(params, 'maxretries', 'gcs', 0, 100),
     useragent: str(params, 'useragent', 'gcs', false),
     log, observer,
-  });
+  };
 }
 
 const AZURE_KEYS = ['accountname', 'accountkey', 'container', 'realm', 'serviceurl', 'rootdirectory', 'maxretries',
@@ -128,7 +129,7 @@ function durationMs(params: Record<string, unknown>, key: string, driver: string
   return Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as Record<string, number>)[m[2]];
 }
 
-function azureDriver(params: Record<string, unknown>, log?: Logger, observer?: DriverObserver): AzureDriver {
+function azureParams(params: Record<string, unknown>, log?: Logger, observer?: DriverObserver): AzureParams {
   checkKeys(params, 'azure', AZURE_KEYS);
   const creds = params.credentials;
   if (creds !== undefined && (typeof creds !== 'object' || creds === null || Array.isArray(creds))) throw new Error('storage.azure.credentials must be a map (type, clientid, tenantid, secret)');
@@ -137,7 +138,7 @@ function azureDriver(params: Record<string, unknown>, log?: Logger, observer?: D
   if (type !== undefined && !['default', 'client_secret', 'shared_key'].includes(type)) throw new Error(`storage.azure.credentials.type must be default, client_secret or shared_key, not ${type}`);
   const connectionstring = str(params, 'connectionstring', 'azure', false);
   const maxretries = int(params, 'max_retries', 'azure', 0, 100) ?? int(params, 'maxretries', 'azure', 0, 100);
-  return new AzureDriver({
+  return {
     accountname: str(params, 'accountname', 'azure', !connectionstring) ?? '',
     accountkey: str(params, 'accountkey', 'azure', false),
     container: str(params, 'container', 'azure', true)!,
@@ -157,29 +158,47 @@ function azureDriver(params: Record<string, unknown>, log?: Logger, observer?: D
     copyPollDelayMs: durationMs(params, 'copy_status_poll_delay', 'azure'),
     copyPollMaxRetry: int(params, 'copy_status_poll_max_retry', 'azure', 0, 10_000),
     log, observer,
-  });
+  };
 }
 
-/** observer: told of SDK retries and throttling (the cloud drivers), for metrics. */
-export function createDriver(name: string, params: Record<string, unknown>, log?: Logger, observer?: DriverObserver): StorageDriver {
+/**
+ * Checks the parameters and builds the driver, loading only its own module.
+ * The parameters are checked before anything is loaded, so a wrong key fails
+ * the same way whether or not the SDK is installed.
+ * observer: told of SDK retries and throttling (the cloud drivers), for metrics.
+ */
+export async function createDriver(name: string, params: Record<string, unknown>, log?: Logger, observer?: DriverObserver): Promise<StorageDriver> {
   switch (name) {
-    case 'inmemory':
+    case 'inmemory': {
+      const { InMemoryDriver } = await import('./inmemory/driver.js');
       return new Base(new InMemoryDriver());
+    }
     case 'filesystem': {
       checkKeys(params, 'filesystem', ['rootdirectory', 'maxthreads']);
       const root = params.rootdirectory ?? '/var/lib/registry';
       if (typeof root !== 'string' || root === '') throw new Error('storage.filesystem.rootdirectory must be a non-empty string');
       // distribution's regulator: maxthreads filesystem calls at once (at least 25); none unless set.
       const maxthreads = int(params, 'maxthreads', 'filesystem', 25, 100_000);
+      const { FilesystemDriver } = await import('./filesystem/driver.js');
       return new Base(new FilesystemDriver({ rootdirectory: root }), { maxConcurrency: maxthreads });
     }
-    case 's3':
-      return new Base(s3Driver(params, log, observer));
-    case 'gcs':
+    case 's3': {
+      const p = s3Params(params, log, observer);
+      const { S3Driver } = await import('./s3/driver.js');
+      return new Base(new S3Driver(p));
+    }
+    case 'gcs': {
+      const p = gcsParams(params, log, observer);
       // distribution bounds GCS calls at 50 at once unless told otherwise.
-      return new Base(gcsDriver(params, log, observer), { maxConcurrency: int(params, 'maxconcurrency', 'gcs', 1, 10_000) ?? 50 });
-    case 'azure':
-      return new Base(azureDriver(params, log, observer));
+      const maxConcurrency = int(params, 'maxconcurrency', 'gcs', 1, 10_000) ?? 50;
+      const { GcsDriver } = await import('./gcs/driver.js');
+      return new Base(new GcsDriver(p), { maxConcurrency });
+    }
+    case 'azure': {
+      const p = azureParams(params, log, observer);
+      const { AzureDriver } = await import('./azure/driver.js');
+      return new Base(new AzureDriver(p));
+    }
     default:
       throw new Error(`storage driver "${name}" is not supported (supported: ${DRIVER_NAMES.join(', ')})`);
   }

@@ -90,7 +90,7 @@ export async function startRegistry(config: Config, log: Logger, opts: StartOpti
   let driver: StorageDriver;
   const driverLabel = config.storage.driver === 's3' ? 's3aws' : config.storage.driver;
   try {
-    driver = createDriver(config.storage.driver, config.storage.params, log, metrics ? {
+    driver = await createDriver(config.storage.driver, config.storage.params, log, metrics ? {
       retry: () => metrics.storageRetries.labels(driverLabel).inc(),
       throttled: () => metrics.storageThrottled.labels(driverLabel).inc(),
     } : undefined);

@@ -13,8 +13,9 @@ import { type FileWriter, StorageDriverError } from '../driver.js';
 import type { S3Context } from './context.js';
 
 export const SIDECAR_SUFFIX = '#writer';
-/** S3's minimum size of every part but the last. */
-export const MIN_PART = 5 << 20;
+import { MIN_PART } from './parts.js';
+
+export { MIN_PART };
 export const MAX_PARTS = 10000;
 const MAGIC = Buffer.from('TSRW1\n');
 

@@ -284,7 +284,7 @@ describe('config: the shipped examples', () => {
       const c = parseConfig(readFileSync(new URL(`../../../${f}`, import.meta.url), 'utf8'), {});
       expect(c.warnings, f).to.deep.equal([]);
       expect(c.storage.driver, f).to.equal(driver);
-      expect(createDriver(c.storage.driver, c.storage.params).name(), f).to.equal(driver);
+      expect((await createDriver(c.storage.driver, c.storage.params)).name(), f).to.equal(driver);
     }
   });
 });

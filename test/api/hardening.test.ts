@@ -247,7 +247,7 @@ describe('hardening: inputs that once crashed, answered 5xx or lost a push', fun
       const past = new Date(Date.now() - 2 * 3600e3);
       await utimes(old, past, past);
       for (const f of await readdir(join(tags, 'ghost'), { recursive: true })) await utimes(join(tags, 'ghost', f), past, past);
-      const registry = new Registry(createDriver('filesystem', { rootdirectory: r.root! }), new NoopDescriptorCache(), {});
+      const registry = new Registry(await createDriver('filesystem', { rootdirectory: r.root! }), new NoopDescriptorCache(), {});
       const sum = await garbageCollect(registry, {}, { dryRun: false, deleteUntagged: false, graceMs: 3600e3 });
       expect(sum.tagFoldersDeleted).to.equal(1);
       expect(sum.straysDeleted).to.equal(1);
@@ -266,7 +266,7 @@ describe('hardening: inputs that once crashed, answered 5xx or lost a push', fun
       const past = new Date(Date.now() - 2 * 3600e3);
       // An old copy of the bytes (pushed long ago, unreferenced), linked again just now.
       await utimes(dataFile, past, past);
-      const registry = new Registry(createDriver('filesystem', { rootdirectory: r.root! }), new NoopDescriptorCache(), {});
+      const registry = new Registry(await createDriver('filesystem', { rootdirectory: r.root! }), new NoopDescriptorCache(), {});
       let sum = await garbageCollect(registry, {}, { dryRun: false, deleteUntagged: false, graceMs: 3600e3 });
       expect(sum.blobsDeleted).to.not.include(d);
       expect((await req(u, 'GET', `/v2/gc/young/blobs/${d}`)).status).to.equal(200);

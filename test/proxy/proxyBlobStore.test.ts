@@ -42,8 +42,8 @@ async function failedRead(p: Promise<{ stream: AsyncIterable<Buffer> }>): Promis
   throw new Error(`the read succeeded with ${bytes} bytes`);
 }
 
-function local() {
-  const registry = new Registry(createDriver('inmemory', {}), new MemoryDescriptorCache());
+async function local() {
+  const registry = new Registry(await createDriver('inmemory', {}), new MemoryDescriptorCache());
   return { registry, repo: registry.repository('mirror/big'), fetcher: new ProxyBlobFetcher() };
 }
 
@@ -70,7 +70,7 @@ describe('proxy: one upstream fetch per blob, streamed to every waiting client',
   after(async () => { await upstream?.stop(); });
 
   it('20 concurrent cold reads of a 64 MiB layer: one upstream GET, the right bytes for all, then stored and linked', async () => {
-    const { registry, repo, fetcher } = local();
+    const { registry, repo, fetcher } = await local();
     const src = { upstream: new UpstreamClient({ url: upstream.url }), upstreamName: 'lib/big' };
     lines.length = 0;
     // Each reader notes whether the blob was already stored when its first bytes came: streamed, not store-then-serve.
@@ -101,7 +101,7 @@ describe('proxy: one upstream fetch per blob, streamed to every waiting client',
   });
 
   it('a blob the upstream does not have is BLOB_UNKNOWN; an upstream that is down is a 502', async () => {
-    const { repo, fetcher } = local();
+    const { repo, fetcher } = await local();
     const missing = `sha256:${'1'.repeat(64)}`;
     const e1 = await fetcher.open(ctx, repo, { upstream: new UpstreamClient({ url: upstream.url }), upstreamName: 'lib/big' }, missing).then(() => null, (e: unknown) => e);
     expect((e1 as { code?: string }).code).to.equal('BLOB_UNKNOWN');
@@ -142,7 +142,7 @@ describe('proxy: one upstream fetch per blob, streamed to every waiting client',
     for (const m of ['wrong', 'cut'] as const) {
       it(`${m === 'wrong' ? 'wrong bytes for the digest' : 'a connection cut halfway'}: every reader gets an error before the last byte, nothing is cached`, async () => {
         mode = m;
-        const { registry, repo, fetcher } = local();
+        const { registry, repo, fetcher } = await local();
         const src = { upstream: new UpstreamClient({ url }), upstreamName: 'lib/big' };
         const reads = await Promise.all(Array.from({ length: 4 }, () => failedRead(fetcher.open(ctx, repo, src, goodDigest))));
         for (const r of reads) {

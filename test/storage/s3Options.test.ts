@@ -106,9 +106,9 @@ describe('storage: s3 request budget and bounds (s3rver)', function () {
   });
 
   it('usefipsendpoint reaches the SDK', async () => {
-    const d = (createDriver('s3', { region: 'us-east-1', bucket: 'b', usefipsendpoint: true }) as Base).inner as S3Driver;
+    const d = ((await createDriver('s3', { region: 'us-east-1', bucket: 'b', usefipsendpoint: true })) as Base).inner as S3Driver;
     expect(await d.client.config.useFipsEndpoint()).to.equal(true);
-    const e = (createDriver('s3', { region: 'us-east-1', bucket: 'b' }) as Base).inner as S3Driver;
+    const e = ((await createDriver('s3', { region: 'us-east-1', bucket: 'b' })) as Base).inner as S3Driver;
     expect(await e.client.config.useFipsEndpoint()).to.equal(false);
   });
 });
