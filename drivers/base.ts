@@ -27,8 +27,10 @@ export class Base implements StorageDriver {
   readonly readerWithSize?: StorageDriver['readerWithSize'];
   readonly removeStrays?: StorageDriver['removeStrays'];
   readonly deleteFiles?: StorageDriver['deleteFiles'];
+  readonly flatWalk?: boolean;
   private readonly regulator?: Semaphore;
   constructor(private readonly d: StorageDriver, opts: BaseOptions = {}) {
+    this.flatWalk = d.flatWalk;
     if (opts.maxConcurrency) this.regulator = new Semaphore(opts.maxConcurrency);
     if (d.sendTo) {
       const send = d.sendTo.bind(d);

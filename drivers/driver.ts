@@ -61,6 +61,11 @@ export interface StorageDriver {
   delete(ctx: DriverContext, path: string): Promise<void>;
   /** Visits every file and directory below path in lexical order. */
   walk(ctx: DriverContext, path: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void>;
+  /** True when walk() is a flat listing of the keys below path (S3, GCS: a
+   *  request per 1,000 files, whatever the folders) rather than a listing per
+   *  directory: a caller about to stat many files one by one can walk their
+   *  folder instead. */
+  readonly flatWalk?: boolean;
   /** A URL the client may fetch the content from directly, or null. */
   redirectURL(ctx: DriverContext, method: string, path: string): Promise<string | null>;
   /** Optional: prepares the store when the registry starts (azure creates a

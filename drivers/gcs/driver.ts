@@ -35,6 +35,7 @@ const code = (e: unknown) => (e as { code?: number })?.code;
 const isPart = (key: string) => key.includes(PART_MARK); // parts and compose intermediates
 
 export class GcsDriver implements StorageDriver {
+  readonly flatWalk = true;
   readonly bucket: Bucket;
   private readonly c: GcsContext;
   private readonly keys: KeyMapper;

@@ -60,6 +60,7 @@ const notFound = (e: unknown) => status(e) === 404 || (e as Error)?.name === 'No
 const isSidecar = (key: string) => key.endsWith(SIDECAR_SUFFIX);
 
 export class S3Driver implements StorageDriver {
+  readonly flatWalk = true;
   readonly client: S3Client;
   private readonly c: S3Context;
   private readonly keys: KeyMapper;

@@ -17,9 +17,11 @@ export class InstrumentedDriver implements StorageDriver {
   readonly readerWithSize?: StorageDriver['readerWithSize'];
   readonly removeStrays?: StorageDriver['removeStrays'];
   readonly deleteFiles?: StorageDriver['deleteFiles'];
+  readonly flatWalk?: boolean;
   private readonly label: string;
 
   constructor(private readonly d: StorageDriver, private readonly m: RegistryMetrics | null, private readonly t: Tracer | null) {
+    this.flatWalk = d.flatWalk;
     this.label = METRIC_NAME[d.name()] ?? d.name();
     if (d.sendTo) { const f = d.sendTo.bind(d); this.sendTo = (ctx, p, o, l, dest) => this.run('Reader', p, () => f(ctx, p, o, l, dest)); }
     if (d.init) { const f = d.init.bind(d); this.init = (ctx) => f(ctx); }

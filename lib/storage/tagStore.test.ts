@@ -2,7 +2,7 @@
 // the digest-to-tags index that makes a manifest DELETE read only its own tags.
 import { expect } from 'chai';
 import { LRUCache } from 'lru-cache';
-import type { DriverContext, FileInfo } from '../../drivers/driver.js';
+import type { DriverContext, FileInfo, WalkResult } from '../../drivers/driver.js';
 import { InMemoryDriver } from '../../drivers/inmemory/driver.js';
 import { NoopDescriptorCache } from '../cache/descriptorCache.js';
 import { tagCurrentLinkPath, tagDigestIndexDir, tagDigestIndexMarkerPath, tagDigestIndexRoot, tagIndexLinkPath } from './paths.js';
@@ -45,6 +45,37 @@ describe('tag pages', () => {
     expect(end).to.deep.include({ tags: ['t1998', 't1999'], more: false });
     const exact = await store.page(ctx, 't1994', 5);
     expect(exact).to.deep.include({ tags: ['t1995', 't1996', 't1997', 't1998', 't1999'], more: false });
+  });
+
+  it('on a store whose walk is a flat listing: one walk, no stat, ghosts and tag histories skipped', async () => {
+    class FlatDriver extends CountingDriver {
+      readonly flatWalk = true;
+      walks = 0;
+      visitedInIndex = 0;
+      override async walk(c: DriverContext, p: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void> {
+        this.walks++;
+        // The in-memory walk stats what it lists; a flat listing does not.
+        const stats = this.stats;
+        try {
+          return await super.walk(c, p, (fi) => { if (fi.path.includes('/index/')) this.visitedInIndex++; return fn(fi); });
+        } finally { this.stats = stats; }
+      }
+    }
+    const d = new FlatDriver();
+    const tags = ['a', 'a-b', 'a.c', 'b', 'c_d', 'z'];
+    for (const t of tags) {
+      await d.putContent(ctx, tagIndexLinkPath('r', t, dgst), Buffer.from(dgst));
+      await d.putContent(ctx, tagCurrentLinkPath('r', t), Buffer.from(dgst));
+    }
+    await d.putContent(ctx, tagIndexLinkPath('r', 'ghost', dgst), Buffer.from(dgst));
+    const store = new TagStore('r', d, new LRUCache<string, true>({ max: 100 }));
+    d.stats = 0; d.gets = 0;
+    expect(await store.page(ctx, '', 3)).to.deep.equal({ tags: ['a', 'a-b', 'a.c'], more: true, folders: 6 });
+    expect(await store.page(ctx, 'a.c', 3)).to.deep.equal({ tags: ['b', 'c_d', 'z'], more: false, folders: 6 });
+    expect(await store.all(ctx)).to.deep.equal([...tags].sort());
+    expect({ walks: d.walks, stats: d.stats, gets: d.gets, visitedInIndex: d.visitedInIndex }).to.deep.equal({ walks: 3, stats: 0, gets: 0, visitedInIndex: 0 });
+    const none = new TagStore('empty', d, new LRUCache<string, true>({ max: 100 }));
+    expect(await none.page(ctx, '', 3)).to.deep.equal({ tags: [], more: false, folders: 0 });
   });
 });
 

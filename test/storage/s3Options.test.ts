@@ -3,7 +3,7 @@
 // requests with redirects off (the blob GET's own headers give the size: no
 // LIST first) and at most 10 with redirects on, the clients' presigned GETs
 // included; maxrequestspersecond really bounds the rate; usefipsendpoint
-// reaches the SDK.
+// reaches the SDK; a tags/list page is a flat listing, not a HEAD per tag.
 import { expect } from 'chai';
 import { rm, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
@@ -14,7 +14,9 @@ import { type S3rver, S3RVER_KEY, S3RVER_SECRET, startS3rver } from '../helpers/
 import { pushBlob, req } from '../helpers/http.js';
 import { image, imageBlobs, writeLayout } from '../helpers/ociLayout.js';
 import { skopeo } from '../helpers/skopeo.js';
-import { startStorageProxy } from '../helpers/storageProxy.js';
+import { s3Kind, startStorageProxy } from '../helpers/storageProxy.js';
+import { mapLimit } from '../../lib/concurrency.js';
+import { tagCurrentLinkPath, tagIndexLinkPath } from '../../lib/storage/paths.js';
 import { createDriver } from '../../drivers/factory.js';
 import type { S3Driver } from '../../drivers/s3/driver.js';
 import type { Base } from '../../drivers/base.js';
@@ -102,6 +104,36 @@ describe('storage: s3 request budget and bounds (s3rver)', function () {
       await r.stop();
       agent.destroy();
       await new Promise((ok) => gate.close(ok));
+    }
+  });
+
+  it('a tags/list page costs a flat listing of the tags folder, not a HEAD per tag', async () => {
+    const bucket = await s3.bucket();
+    const proxy = await startStorageProxy(s3.endpoint, s3Kind);
+    const driver = await createDriver('s3', { region: 'us-east-1', regionendpoint: proxy.url, bucket, accesskey: S3RVER_KEY, secretkey: S3RVER_SECRET, rootdirectory: '/reg' });
+    // 400 tags with a history entry each (800 keys), one of them moved 3 times
+    // (a longer history, skipped past), and a ghost without a current link.
+    const tags = Array.from({ length: 400 }, (_, i) => `t${String(i).padStart(3, '0')}`);
+    const dg = (i: number) => `sha256:${String(i).padStart(64, '0')}`;
+    await mapLimit(tags, 16, async (t) => {
+      await driver.putContent({}, tagIndexLinkPath('many/tags', t, dg(0)), Buffer.from(dg(0)));
+      await driver.putContent({}, tagCurrentLinkPath('many/tags', t), Buffer.from(dg(0)));
+    });
+    for (let i = 1; i <= 3; i++) await driver.putContent({}, tagIndexLinkPath('many/tags', 't100', dg(i)), Buffer.from(dg(i)));
+    await driver.putContent({}, tagIndexLinkPath('many/tags', 't100a', dg(0)), Buffer.from(dg(0)));
+    const r = await startTestRegistry('', { storageYaml: `${storage(proxy.url, bucket)}  redirect:\n    disable: true\n`, cache: undefined });
+    try {
+      proxy.take();
+      const page = await req(r.url, 'GET', '/v2/many/tags/tags/list?n=150&last=t099');
+      expect(page.status).to.equal(200);
+      const body = JSON.parse(page.body.toString()) as { tags: string[] };
+      expect(body.tags).to.deep.equal(tags.slice(100, 250));
+      const c = proxy.take();
+      expect(c.registry.get('HeadObject') ?? 0, show(c.registry)).to.equal(0);
+      expect(c.registry.get('ListObjectsV2') ?? 0, show(c.registry)).to.be.within(1, 4);
+    } finally {
+      await r.stop();
+      await proxy.close();
     }
   });
 
