@@ -18,6 +18,7 @@ import { type PurgeSummary, purgeUploads } from '../lib/storage/purgeUploads.js'
 import { createRedis, waitReady } from '../lib/cache/redisClient.js';
 import { GC_LOCK, UPLOAD_PURGE_LOCK, holdRedisLock, withRedisLock } from '../lib/cache/redisLock.js';
 import { RedisDescriptorCache } from '../lib/cache/redisDescriptorCache.js';
+import { GcJournal } from '../lib/cache/gcJournal.js';
 import { NoopDescriptorCache } from '../lib/cache/descriptorCache.js';
 import { Registry } from '../lib/storage/registry.js';
 import { type GCSummary, garbageCollect } from '../lib/storage/garbageCollect.js';
@@ -279,10 +280,10 @@ program.command('garbage-collect')
       const s = await expireProxyCache(registry, proxy, { log }, { dryRun, emit: (line) => console.log(line) });
       console.log(`proxy cache: ${s.records} pull records; ${dryRun ? 'would expire' : 'expired'} ${s.manifestsExpired} manifests and ${s.blobsExpired} blobs, evicted ${s.blobsEvicted} blobs for proxy.maxsize; ${formatBytes(s.bytesKept)} kept`);
     };
-    const run = async (guard?: () => Promise<void>) => {
+    const run = async (guard?: () => Promise<void>, journal?: GcJournal) => {
       await expire();
       return garbageCollect(registry, { log }, {
-        dryRun, deleteUntagged: opts.deleteUntagged === true, graceMs, guard,
+        dryRun, deleteUntagged: opts.deleteUntagged === true, graceMs, guard, journal,
         emit: (line) => { if (!line.includes(': marking ')) console.log(line); },
         progress: (phase, n) => {
           if (!tty || Date.now() - last < 100) return;
@@ -303,13 +304,18 @@ program.command('garbage-collect')
           console.error(`registry garbage-collect: another garbage collection is running (Redis lock ${GC_LOCK}); try again later`);
           process.exit(3);
         }
+        // From here on the serving nodes journal what their writes reference
+        // instead of waiting (lib/cache/gcJournal.ts).
+        const journal = dryRun ? undefined : new GcJournal(redis);
         try {
-          // Writes that passed the gate just before the lock finish first.
+          await journal?.begin();
+          // Writes that passed the gate just before the journal began finish first.
           if (!dryRun && settleMs > 0) await new Promise((r) => setTimeout(r, settleMs));
           summary = await run(async () => {
             if (!(await lock.stillHeld())) throw new Error(`lost the Redis lock ${GC_LOCK}: stopped before deleting more`);
-          });
+          }, journal);
         } finally {
+          await journal?.end().catch(() => {});
           await lock.release();
         }
       } else {
@@ -334,6 +340,7 @@ program.command('garbage-collect')
       + `${verb} ${summary.manifestsDeleted.length} manifests, ${summary.blobsDeleted.length} blobs (${formatBytes(summary.bytesFreed)}), `
       + `${summary.layerLinksDeleted} layer links, ${summary.tagFoldersDeleted} empty tag folders, ${summary.straysDeleted} stray temp files; `
       + `kept ${summary.youngKept} unreferenced blobs younger than ${opts.grace}; `
+      + (summary.rescued ? `kept ${summary.rescued} that writes referenced during the run; ` : '')
       + (summary.tagIndexEntriesWritten ? `wrote ${summary.tagIndexEntriesWritten} digest-index entries for tags from before the index; ` : '')
       + `${((Date.now() - started) / 1000).toFixed(1)}s`);
     process.exit(0);

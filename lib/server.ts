@@ -13,7 +13,8 @@ import { enforceClientAuth, parseAddr, tlsOptions } from './listen.js';
 import { ConfigError } from './config/schema.js';
 import { Registry } from './storage/registry.js';
 import { createRedis, redisOptions, type RedisClient, waitReady } from './cache/redisClient.js';
-import { GC_LOCK, RedisLocker, holdRedisLock, proxyFetchLockKey, uploadLockKey } from './cache/redisLock.js';
+import { RedisLocker, holdRedisLock, proxyFetchLockKey, uploadLockKey } from './cache/redisLock.js';
+import { gcReference } from './cache/gcJournal.js';
 import type { AccessController } from './auth/access.js';
 import { HtpasswdController } from './auth/htpasswd.js';
 import { SillyController } from './auth/silly.js';
@@ -154,7 +155,7 @@ export async function startRegistry(config: Config, log: Logger, opts: StartOpti
     access, metrics, tracer: tr, health: health.size ? health : undefined, accessLog: opts.accessLog, notifier: notifier ?? undefined,
     // Fail open: if Redis is unreachable, the collector cannot hold its lock
     // either, and it stops before its next deletion.
-    gcActive: gcRedis ? async () => (await gcRedis.exists(GC_LOCK).catch(() => 0)) === 1 : undefined,
+    gcReference: gcRedis ? (items) => gcReference(gcRedis, items).catch(() => 'go' as const) : undefined,
     // Fail open here too: with Redis away, nodes serialise within themselves only.
     uploadLock: gcRedis ? (uuid) => holdRedisLock(gcRedis, uploadLockKey(uuid), 60_000).catch(() => ({ release: async () => {} })) : undefined,
   });

@@ -12,7 +12,7 @@ import { v2Router } from './router.js';
 import { err } from '../errors.js';
 import { randomSecret } from './uploadState.js';
 
-export interface AppOptions extends Partial<Pick<App, 'gcActive' | 'access' | 'uploadLock' | 'metrics' | 'tracer' | 'health' | 'notifier'>> {
+export interface AppOptions extends Partial<Pick<App, 'gcReference' | 'access' | 'uploadLock' | 'metrics' | 'tracer' | 'health' | 'notifier'>> {
   /** Where the combined-format access log goes (stdout, as distribution), or null for none. */
   accessLog?: NodeJS.WritableStream | null;
 }
@@ -29,7 +29,7 @@ export function createApp(registry: Registry, config: Config, log: Logger, opts:
   }
   const app: App = {
     registry, config, log, uploadLocks: new KeyedMutex(), secret,
-    gcActive: opts.gcActive, access: opts.access, uploadLock: opts.uploadLock,
+    gcReference: opts.gcReference, access: opts.access, uploadLock: opts.uploadLock,
     metrics: opts.metrics ?? null, tracer: opts.tracer ?? null, health: opts.health, notifier: opts.notifier,
     stats: { inFlight: 0, uploads: 0 },
   };

@@ -19,8 +19,11 @@ export interface App {
   uploadLocks: KeyedMutex;
   /** http.secret: signs the upload state in upload URLs. */
   secret: Buffer;
-  /** True while `registry garbage-collect` holds its Redis lock (clusters with Redis). */
-  gcActive?: () => Promise<boolean>;
+  /** With Redis: what a write that references these items (blob digests,
+   *  repo@manifest) does while `registry garbage-collect` runs: go on
+   *  (journaled or rescued), wait (one of them is being deleted right now),
+   *  or hold (a collector without a journal holds the lock). lib/cache/gcJournal.ts. */
+  gcReference?: (items: string[]) => Promise<'go' | 'hold' | 'wait'>;
   /** With Redis: takes the cluster-wide lock of an upload session (null: another node holds it). */
   uploadLock?: (uuid: string) => Promise<{ release(): Promise<void> } | null>;
   /** auth: the access controller; none means everything is open. */

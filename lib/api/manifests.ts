@@ -1,7 +1,7 @@
 // Manifest GET, HEAD, PUT and DELETE, by tag or by digest.
 import type { Request } from 'express';
 import { isDigest, mustDigest } from '../digest.js';
-import { gcGate } from './gcGate.js';
+import { gcGate, manifestItems } from './gcGate.js';
 import { err } from '../errors.js';
 import { validTag } from '../reference.js';
 import { type Handler, driverContext, urlFor } from './context.js';
@@ -75,7 +75,6 @@ export const getManifest: Handler = async (app, req, res, p) => {
 
 export const putManifest: Handler = async (app, req, res, p) => {
   if (app.config.storage.readOnly) throw err('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly)');
-  await gcGate(app, res);
   const ctx = driverContext(app, req);
   const ref = p.reference!;
   let target: { digest?: string; tag?: string };
@@ -84,6 +83,8 @@ export const putManifest: Handler = async (app, req, res, p) => {
   else throw err('TAG_INVALID', `invalid tag: ${ref.slice(0, 200)} (up to 128 of [A-Za-z0-9_.-], not starting with . or -)`, { tag: ref.slice(0, 200) });
   const content = await readBounded(req, app.config.http.maxManifestBytes, 'manifest');
   res.locals.bodyBytes = content.length;
+  // Before the put checks the references exist: a collection then keeps them.
+  await gcGate(app, res, manifestItems(p.name, content, req.headers['content-type'], target.digest));
   const repo = app.registry.repository(p.name);
   let m;
   try {
@@ -104,7 +105,7 @@ export const putManifest: Handler = async (app, req, res, p) => {
 export const deleteManifest: Handler = async (app, req, res, p) => {
   if (!app.config.storage.deleteEnabled) throw err('UNSUPPORTED', 'deletes are disabled (storage.delete.enabled is false)');
   if (app.config.storage.readOnly) throw err('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly)');
-  await gcGate(app, res);
+  await gcGate(app, res, []);
   const ctx = driverContext(app, req);
   const ref = p.reference!;
   const repo = app.registry.repository(p.name);

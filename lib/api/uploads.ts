@@ -127,7 +127,7 @@ export const startUpload: Handler = async (app, req, res, p) => {
   const mount = single(req, 'mount', 'DIGEST_INVALID');
   const digest = single(req, 'digest', 'DIGEST_INVALID');
   const from = single(req, 'from', 'NAME_INVALID');
-  if (mount !== undefined || digest !== undefined) await gcGate(app, res);
+  if (mount !== undefined || digest !== undefined) await gcGate(app, res, [mount ?? digest!]);
   if (mount !== undefined) {
     const dgst = mustDigest(mount, 'mount digest');
     // With auth, a mount needs a named source the client may pull from; else
@@ -214,11 +214,11 @@ export const patchUpload: Handler = async (app, req, res, p) => {
 
 export const putUpload: Handler = async (app, req, res, p) => {
   readOnly(app);
-  await gcGate(app, res);
   const digest = req.query.digest;
   if (typeof digest !== 'string' || !parseDigest(digest)) {
     throw err('DIGEST_INVALID', digest === undefined ? 'the digest query parameter is required to finish an upload' : `invalid digest: ${String(digest).slice(0, 200)}`);
   }
+  await gcGate(app, res, [digest]);
   await withBody(app, req, res, p.name, p.uuid!, async (w) => {
     const size = await commit(app, req, w, digest);
     await sendBlobCreated(app, req, res, p.name, digest, size);

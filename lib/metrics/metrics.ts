@@ -91,8 +91,8 @@ export class RegistryMetrics {
     this.digestFailures = new Children((v) => digests.labels(...v));
     this.lockWaits = new Counter({ name: 'registry_redis_lock_waits_total', help: 'Manifest locks that had to wait for another node', registers: r });
     this.lockWaitSeconds = new Histogram({ name: 'registry_redis_lock_wait_seconds', help: 'Time spent waiting for a manifest lock held by another node', buckets: DEF_BUCKETS, registers: r });
-    this.gcGateHeld = new Counter({ name: 'registry_gc_gate_held_writes_total', help: 'Writes held while garbage-collect held its lock', registers: r });
-    this.gcGateHeldSeconds = new Histogram({ name: 'registry_gc_gate_held_seconds', help: 'Time writes were held by a running garbage-collect', buckets: [...DEF_BUCKETS, 30, 60], registers: r });
+    this.gcGateHeld = new Counter({ name: 'registry_gc_gate_held_writes_total', help: 'Reference-making writes held by a running garbage-collect (a batch they reference being deleted, or an older collector without the journal)', registers: r });
+    this.gcGateHeldSeconds = new Histogram({ name: 'registry_gc_gate_held_seconds', help: 'Time reference-making writes were held by a running garbage-collect', buckets: [...DEF_BUCKETS, 30, 60], registers: r });
     const retries = new Counter({ name: 'registry_storage_retries_total', help: 'Storage requests the SDK retried', labelNames: ['driver'], registers: r });
     this.storageRetries = new Children((v) => retries.labels(...v));
     const throttled = new Counter({ name: 'registry_storage_throttled_total', help: 'Storage answers that asked to slow down (SlowDown, 503, 429, ServerBusy)', labelNames: ['driver'], registers: r });

@@ -32,6 +32,26 @@ export interface GCOptions {
   progress?: (phase: string, done: number) => void;
   /** Checked before each deletion; throws to stop (the gate was lost). */
   guard?: () => Promise<void>;
+  /** Online collection (lib/cache/gcJournal.ts): what writes referenced
+   *  while this run marked is kept, and each deletion is claimed first. */
+  journal?: SweepJournal;
+  /** Called between the phases ('marked': the mark and the blob walk are
+   *  done; 'sweeping': the journal switched to rescues). Tests use it to
+   *  write at a known point of the run. */
+  at?: (point: 'marked' | 'sweeping') => Promise<void>;
+}
+
+/** What a collection on a live registry agrees with the serving nodes.
+ *  Items are blob digests and `repo@digest` for manifests. */
+export interface SweepJournal {
+  /** Publishes what this run would delete and switches the nodes from
+   *  journaling their references to rescuing them; returns what they
+   *  referenced while the run marked. */
+  sweep(doomed: Iterable<string>): Promise<Set<string>>;
+  /** Of items, those no write has rescued, now claimed for deletion: a write
+   *  that references one waits until release(). */
+  claim(items: string[]): Promise<string[]>;
+  release(items: string[]): Promise<void>;
 }
 
 export interface GCSummary {
@@ -50,6 +70,9 @@ export interface GCSummary {
   youngKept: number;
   /** Digest-index entries written for repositories tagged before the index. */
   tagIndexEntriesWritten: number;
+  /** Manifests and blobs this run would have deleted but that writes
+   *  referenced while it ran (online collection): kept. */
+  rescued: number;
 }
 
 interface RepoScan {
@@ -190,7 +213,7 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
   const cutoff = (opts.now ?? new Date()).getTime() - opts.graceMs;
   const sum: GCSummary = {
     repositories: 0, manifestsMarked: 0, blobsMarked: 0, manifestsDeleted: [], blobsDeleted: [],
-    bytesFreed: 0, layerLinksDeleted: 0, tagFoldersDeleted: 0, straysDeleted: 0, youngKept: 0, tagIndexEntriesWritten: 0,
+    bytesFreed: 0, layerLinksDeleted: 0, tagFoldersDeleted: 0, straysDeleted: 0, youngKept: 0, tagIndexEntriesWritten: 0, rescued: 0,
   };
 
   // Mark.
@@ -238,41 +261,10 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
   for (const { scan, kept } of scans) {
     for (const d of scan.revisions) if (!kept.has(d)) doomed.push({ repo: scan.name, dgst: d });
   }
-  for (const { repo, dgst } of doomed) {
-    emit(`manifest eligible for deletion: ${repo}@${dgst}`);
-    sum.manifestsDeleted.push(`${repo}@${dgst}`);
-  }
-  if (!opts.dryRun) {
-    // Repositories tagged before the digest index (by distribution, or an
-    // older version) get it now, from the links just read, so the deletes
-    // below, and the API's from now on, read only their own tags.
-    for (const { scan } of scans) {
-      const current = [...scan.tags].filter((e): e is [string, string] => e[1] !== null);
-      await guard();
-      sum.tagIndexEntriesWritten += await registry.repository(scan.name).tags.completeIndex(ctx, current);
-    }
-    await mapLimit(doomed, DELETES, async ({ repo, dgst }) => {
-      await guard();
-      try {
-        await registry.repository(repo).manifests.delete(ctx, dgst);
-      } catch (e) {
-        if ((e as { code?: string }).code !== 'MANIFEST_UNKNOWN') throw e;
-      }
-    });
-    // Their entries in the tags' histories, as distribution's vacuum removes them.
-    const byRepo = new Map<string, Set<string>>();
-    for (const { repo, dgst } of doomed) (byRepo.get(repo) ?? byRepo.set(repo, new Set()).get(repo)!).add(dgst);
-    for (const { scan } of scans) {
-      const gone = byRepo.get(scan.name);
-      if (!gone) continue;
-      await removeDirs(driver, ctx, await historyEntries(driver, ctx, scan.name, [...scan.tags.keys()], gone), 'link', guard);
-    }
-  }
 
   // Blobs: every data file under blobs/, unless marked or young.
-  const deletedBlobs = new Set<string>();
   const existing = new Set<string>();
-  const candidates: { dgst: string; size: number }[] = [];
+  let candidates: { dgst: string; size: number }[] = [];
   try {
     await driver.walk(ctx, blobsRoot(), (fi) => {
       if (fi.isDir || !fi.path.endsWith('/data')) return;
@@ -286,24 +278,125 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
   } catch (e) {
     if (!isNotFound(e)) throw e;
   }
-  for (const { dgst, size } of candidates) {
-    emit(`blob eligible for deletion: ${dgst}`);
-    sum.blobsDeleted.push(dgst);
-    sum.bytesFreed += size;
-    deletedBlobs.add(dgst);
+  await opts.at?.('marked');
+  const wouldDelete = new Set(candidates.map(({ dgst }) => dgst));
+
+  // Online: what writes referenced while we marked is kept, with what it
+  // references in turn (an index's children, a manifest's blobs).
+  const journal = opts.dryRun ? undefined : opts.journal;
+  const graphs = new Map(scans.map(({ scan }) => [scan.name, scan.graph]));
+  const rescued = new Set<string>();
+  const rescue = (item: string) => {
+    const stack = [item];
+    while (stack.length) {
+      const it = stack.pop()!;
+      if (rescued.has(it)) continue;
+      rescued.add(it);
+      const at = it.indexOf('@');
+      if (at < 0) continue;
+      const repo = it.slice(0, at);
+      const dgst = it.slice(at + 1);
+      stack.push(dgst); // the manifest's own bytes
+      const node = graphs.get(repo)?.get(dgst);
+      for (const b of node?.blobs ?? []) stack.push(b);
+      for (const c of node?.children ?? []) stack.push(`${repo}@${c}`);
+    }
+  };
+  if (journal) {
+    const items = function* () {
+      for (const { repo, dgst } of doomed) yield `${repo}@${dgst}`;
+      for (const { dgst } of candidates) yield dgst;
+    };
+    for (const r of await journal.sweep(items())) rescue(r);
+    await opts.at?.('sweeping');
   }
+  const kept = (item: string) => rescued.has(item);
+
+  for (const { repo, dgst } of doomed) {
+    emit(`manifest eligible for deletion: ${repo}@${dgst}`);
+  }
+  const deletedManifests = new Set<string>();
+  if (opts.dryRun) {
+    for (const { repo, dgst } of doomed) deletedManifests.add(`${repo}@${dgst}`);
+  } else {
+    // Repositories tagged before the digest index (by distribution, or an
+    // older version) get it now, from the links just read, so the deletes
+    // below, and the API's from now on, read only their own tags.
+    for (const { scan } of scans) {
+      const current = [...scan.tags].filter((e): e is [string, string] => e[1] !== null);
+      await guard();
+      sum.tagIndexEntriesWritten += await registry.repository(scan.name).tags.completeIndex(ctx, current);
+    }
+    await mapLimit(doomed, DELETES, async ({ repo, dgst }) => {
+      const item = `${repo}@${dgst}`;
+      if (kept(item)) return;
+      await guard();
+      if (journal && (await journal.claim([item])).length === 0) { rescue(item); return; }
+      try {
+        await registry.repository(repo).manifests.delete(ctx, dgst);
+        deletedManifests.add(item);
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'MANIFEST_UNKNOWN') throw e;
+      } finally {
+        await journal?.release([item]);
+      }
+    });
+    // Their entries in the tags' histories, as distribution's vacuum removes them.
+    const byRepo = new Map<string, Set<string>>();
+    for (const { repo, dgst } of doomed) {
+      if (deletedManifests.has(`${repo}@${dgst}`)) (byRepo.get(repo) ?? byRepo.set(repo, new Set()).get(repo)!).add(dgst);
+    }
+    for (const { scan } of scans) {
+      const gone = byRepo.get(scan.name);
+      if (!gone) continue;
+      await removeDirs(driver, ctx, await historyEntries(driver, ctx, scan.name, [...scan.tags.keys()], gone), 'link', guard);
+    }
+  }
+  for (const { repo, dgst } of doomed) if (deletedManifests.has(`${repo}@${dgst}`)) sum.manifestsDeleted.push(`${repo}@${dgst}`);
+
+  // Rescued manifests keep their blobs (rescue() above, also for those
+  // rescued during the manifest deletes).
+  candidates = candidates.filter(({ dgst }) => !kept(dgst));
+  for (const { dgst } of candidates) emit(`blob eligible for deletion: ${dgst}`);
+  const deletedBlobs = new Set<string>();
+  const record = (d: string) => {
+    const c = sizes.get(d) ?? 0;
+    sum.blobsDeleted.push(d);
+    sum.bytesFreed += c;
+    deletedBlobs.add(d);
+  };
+  const sizes = new Map(candidates.map(({ dgst, size }) => [dgst, size]));
   let n = 0;
-  if (opts.dryRun) opts.progress?.('sweep', candidates.length);
-  else {
+  if (opts.dryRun) {
+    for (const { dgst } of candidates) record(dgst);
+    opts.progress?.('sweep', candidates.length);
+  } else {
     // In batches where the store deletes many files per request (object
     // stores); each batch's descriptors are dropped from the cache after it.
-    for (let i = 0; i < candidates.length; i += BATCH) {
-      const batch = candidates.slice(i, i + BATCH).map(({ dgst }) => dgst);
-      await removeDirs(driver, ctx, batch.map((d) => blobDir(d)), 'data', guard);
-      await mapLimit(batch, DELETES, (d) => registry.cache.delete(d));
+    // A batch is what a write referencing one of its blobs may wait for.
+    const per = driver.deleteFiles ? BATCH : BATCH / 4;
+    for (let i = 0; i < candidates.length; i += per) {
+      let batch = candidates.slice(i, i + per).map(({ dgst }) => dgst);
+      await guard();
+      if (journal) {
+        const claimed = new Set(await journal.claim(batch));
+        for (const d of batch) if (!claimed.has(d)) rescue(d);
+        batch = batch.filter((d) => claimed.has(d));
+      }
+      try {
+        await removeDirs(driver, ctx, batch.map((d) => blobDir(d)), 'data', guard);
+        await mapLimit(batch, DELETES, (d) => registry.cache.delete(d));
+      } finally {
+        await journal?.release(batch);
+      }
+      batch.forEach(record);
       n += batch.length;
       opts.progress?.('sweep', n);
     }
+  }
+  if (rescued.size) {
+    sum.rescued = doomed.filter(({ repo, dgst }) => rescued.has(`${repo}@${dgst}`)).length
+      + [...wouldDelete].filter((d) => rescued.has(d)).length;
   }
 
   // Layer links to blobs that are gone (deleted now, or missing and old).
@@ -312,7 +405,7 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
     const unlink: string[] = [];
     for (const [dgst, at] of scan.layers) {
       // Gone: deleted now, or missing and the link older than the grace period.
-      const gone = deletedBlobs.has(dgst) || (!existing.has(dgst) && !marked.has(dgst) && at <= cutoff);
+      const gone = deletedBlobs.has(dgst) || (!existing.has(dgst) && !marked.has(dgst) && !rescued.has(dgst) && at <= cutoff);
       if (!gone) continue;
       emit(`${name}: layer link eligible for deletion: ${dgst}`);
       sum.layerLinksDeleted++;

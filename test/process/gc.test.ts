@@ -211,14 +211,15 @@ describe('garbage-collect', function () {
     afterEach(async () => { await impatient?.stop(); impatient = undefined; await redis?.stop(); });
     let impatient: ChildRegistry | undefined;
 
-    it('holds reference-making writes while the lock is held, and a push racing the collector ends whole', async function () {
+    it('holds reference-making writes while an older collector (the lock, no journal) runs, and a push racing ours ends whole', async function () {
       if (!requireTool(this, 'skopeo')) return;
       reg = await spawnRegistry(cfg);
       const u = reg.url;
       const base = image(2, 'amd64', 4000);
       await pushImage(u, 'gc/live', base, 'v1');
-      // The gate: with the lock held, manifest PUTs, commits and mounts wait
-      // (writewait: 1 s on this node), then 503 with Retry-After; reads go on.
+      // The old gate: with the lock held and no journal (a collector of an
+      // older version), manifest PUTs, commits and mounts wait (writewait:
+      // 1 s on this node), then 503 with Retry-After; reads go on.
       impatient = await spawnRegistry(join(dir, 'impatient.yml'));
       await redis.client.set(GC_LOCK, 'held-by-test', 'PX', 30000);
       const img = image(1, 'amd64', 1000);
@@ -235,7 +236,8 @@ describe('garbage-collect', function () {
       await redis.client.del(GC_LOCK);
       expect((await waiting).status).to.equal(201);
 
-      // A push while the collector runs waits at the gate and ends whole.
+      // A push while our collector runs is journaled, not held, and ends whole
+      // (test/cache/gcJournal.test.ts pins the phases down).
       const pushed = image(3, 'arm64', 50000);
       await writeLayout(join(dir, 'in'), pushed.manifest, imageBlobs(pushed), 'v1');
       const collecting = gc(cfg, '--delete-untagged', '--grace', '0s', '--settle', '2s');
@@ -243,7 +245,7 @@ describe('garbage-collect', function () {
       for (let i = 0; i < 200 && (await redis.client.exists(GC_LOCK)) === 0; i++) await new Promise((r) => setTimeout(r, 25));
       expect(await redis.client.exists(GC_LOCK)).to.equal(1);
       const pushing = skopeo('copy', `oci:${join(dir, 'in')}:v1`, `docker://${hostOf(u)}/gc/racing:v1`);
-      const [res] = await Promise.all([collecting, pushing]); // the push waits at the gate (60 s at most), no 503
+      const [res] = await Promise.all([collecting, pushing]);
       expect(res.code, res.stderr).to.equal(0);
       await skopeo('copy', `docker://${hostOf(u)}/gc/racing:v1`, `oci:${join(dir, 'out')}:v1`);
       await skopeo('copy', `docker://${hostOf(u)}/gc/live:v1`, `oci:${join(dir, 'out2')}:v1`);
