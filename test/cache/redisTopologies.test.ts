@@ -11,6 +11,7 @@ import { Cluster, Redis } from 'ioredis';
 import type { RedisDescriptorCache } from '../../lib/cache/redisDescriptorCache.js';
 import { type TestRegistry, capturingLogger, requireTool, startTestRegistry, tempDir } from '../helpers/registry.js';
 import { startRedisCluster, startRedisWith, startSentinel } from '../helpers/redis.js';
+import { GcJournal, gcReference } from '../../lib/cache/gcJournal.js';
 import { pushBlob, pushManifest, req } from '../helpers/http.js';
 import { image } from '../helpers/ociLayout.js';
 
@@ -76,7 +77,7 @@ describe('cache: redis over TLS, as a Cluster, and through Sentinel', function (
     }
   });
 
-  it('a 3-node Redis Cluster from addrs: cache and manifest locks across slots, two registries', async () => {
+  it('a 3-node Redis Cluster from addrs: cache and manifest locks across slots, two registries, the collection journal', async () => {
     const cluster = await startRedisCluster(dir, 3);
     const yaml = `redis:\n  addrs: [${cluster.addrs.join(', ')}]\n  dialtimeout: 2s\n  readtimeout: 1s\n  writetimeout: 1s\n`;
     const root = join(dir, 'cluster-store');
@@ -103,6 +104,16 @@ describe('cache: redis over TLS, as a Cluster, and through Sentinel', function (
         const byTag = await req(a.url, 'GET', `/v2/cluster/app/manifests/t${i}`);
         if (byTag.status === 200) expect((await req(b.url, 'GET', `/v2/cluster/app/manifests/${img.manifest.digest}`)).status).to.equal(200);
       }
+      // The collection journal's scripts: all their keys in one slot.
+      const journal = new GcJournal(check);
+      await journal.begin();
+      expect(await gcReference(check, ['sha256:j'])).to.equal('go');
+      expect([...await journal.sweep(['sha256:d', 'sha256:r'])]).to.deep.equal(['sha256:j']);
+      expect(await gcReference(check, ['sha256:r'])).to.equal('go');
+      expect(await journal.claim(['sha256:d', 'sha256:r'])).to.deep.equal(['sha256:d']);
+      expect(await gcReference(check, ['sha256:d'])).to.equal('wait');
+      await journal.release(['sha256:d']);
+      await journal.end();
       expect(errorsOf(a) + errorsOf(b), JSON.stringify(logs.records.slice(0, 5))).to.equal(0);
     } finally {
       check.disconnect();
