@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { mapLimit } from '../../lib/concurrency.js';
 import {
   type DriverContext, type StorageDriver, InvalidOffsetError, InvalidPathError, PathNotFoundError,
 } from '../driver.js';
@@ -246,6 +247,29 @@ export function driverSuite(title: string, make: () => Promise<{ driver: Storage
         if (!fi.isDir) files.push(fi.path.slice(`${r}/walk/`.length));
       });
       expect(files).to.deep.equal(['a/1', 'a/2', 'b/1']);
+    });
+
+    it('walks a wide and deep tree (more folders than any read-ahead) in order, every file once, skipdir anywhere', async () => {
+      const r = root();
+      const want: string[] = [];
+      for (let i = 0; i < 12; i++) {
+        for (let j = 0; j < 10; j++) for (let k = 0; k < 2; k++) want.push(`d${String(i).padStart(2, '0')}/s${j}/f${k}`);
+      }
+      want.push('deep/a/b/c/d/e/f/g/file', 'deep/a/b/c/x', 'deep/a/y');
+      await mapLimit(want, 16, (p) => d.putContent(ctx, `${r}/tree/${p}`, Buffer.from(p)));
+      want.sort();
+      const files: string[] = [];
+      await d.walk(ctx, `${r}/tree`, (fi) => { if (!fi.isDir) files.push(fi.path.slice(`${r}/tree/`.length)); });
+      expect(files).to.deep.equal(want);
+      // skipdir at every depth: d03 whole, s5 of every d, and deep/a/b.
+      const kept: string[] = [];
+      await d.walk(ctx, `${r}/tree`, (fi) => {
+        const rel = fi.path.slice(`${r}/tree/`.length);
+        if (fi.isDir) return rel === 'd03' || rel.endsWith('/s5') || rel === 'deep/a/b' ? 'skipdir' : undefined;
+        kept.push(rel);
+        return undefined;
+      });
+      expect(kept).to.deep.equal(want.filter((p) => !p.startsWith('d03/') && !/^d\d\d\/s5\//.test(p) && !p.startsWith('deep/a/b/')));
     });
 
     it('runs concurrent writers to different files', async () => {
