@@ -33,6 +33,21 @@ export function dirSink(root: string): Sink {
   };
 }
 
+/** Straight into s3rver's folder for a bucket, in its on-disk format (the
+ *  object, its MD5 and its metadata beside it), as our s3 driver would store
+ *  the path under rootdirectory: the same bucket in seconds where writing
+ *  through s3rver's HTTP took minutes (s3rver must not be serving the bucket
+ *  yet, or it must re-read it: it keeps nothing in memory). */
+export function s3rverSink(bucketDir: string, rootdirectory: string): Sink {
+  const files = dirSink(join(bucketDir, rootdirectory.replace(/^\/+|\/+$/g, '')));
+  const meta = Buffer.from(JSON.stringify({ 'content-type': 'application/octet-stream' }, null, 2));
+  return async (path, data) => {
+    await files(`${path}._S3rver_object`, data);
+    await files(`${path}._S3rver_object.md5`, Buffer.from(createHash('md5').update(data).digest('hex')));
+    await files(`${path}._S3rver_metadata.json`, meta);
+  };
+}
+
 export function driverSink(driver: StorageDriver): Sink {
   const ctx: DriverContext = { requestId: 'scale-generate' } as DriverContext;
   return (path, data) => driver.putContent(ctx, path, data);
