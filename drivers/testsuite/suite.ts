@@ -249,6 +249,14 @@ export function driverSuite(title: string, make: () => Promise<{ driver: Storage
       expect(files).to.deep.equal(['a/1', 'a/2', 'b/1']);
     });
 
+    it('lists a folder with more children than one listing page (1,100 folders that hold only folders)', async () => {
+      const r = root();
+      const names = Array.from({ length: 1100 }, (_, i) => `t${String(i).padStart(4, '0')}`);
+      await mapLimit(names, 16, (n) => d.putContent(ctx, `${r}/paged/${n}/current/link`, Buffer.from(n)));
+      const listed = (await d.list(ctx, `${r}/paged`)).map((p) => p.slice(`${r}/paged/`.length)).sort();
+      expect(listed).to.deep.equal(names);
+    });
+
     it('walks a wide and deep tree (more folders than any read-ahead) in order, every file once, skipdir anywhere', async () => {
       const r = root();
       const want: string[] = [];

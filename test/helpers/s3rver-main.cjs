@@ -1,11 +1,12 @@
-// Runs s3rver for the tests with one fix: its delimiter listing prunes every
+// Runs s3rver for the tests with three fixes: its delimiter listing prunes every
 // folder below a common prefix before looking inside, so a "directory" that
 // holds only directories (a tag: current/ and index/) is never reported. Real
 // S3 reports it. We list without the delimiter and fold the keys ourselves.
 // A second fix: its ListObjectsV2 KeyCount counts only objects, where S3's
 // counts common prefixes too; distribution's walk takes a listing whose
 // KeyCounts add up to 0 for a missing path, so its catalog and
-// garbage-collect failed on repositories that hold only folders.
+// garbage-collect failed on repositories that hold only folders. A third:
+// it ran out of file descriptors under parallel listings (below).
 // Usage: node --openssl-legacy-provider s3rver-main.cjs DIR PORT
 'use strict';
 const S3rver = require('s3rver');
@@ -14,21 +15,50 @@ const FilesystemStore = require('s3rver/lib/stores/filesystem');
 const listObjects = FilesystemStore.prototype.listObjects;
 FilesystemStore.prototype.listObjects = async function (bucket, options) {
   if (!options.delimiter) return listObjects.call(this, bucket, options);
-  const { delimiter, prefix = '', maxKeys = Infinity, startAfter = '' } = options;
-  const all = await listObjects.call(this, bucket, { prefix, startAfter });
+  const { delimiter, prefix = '', maxKeys = Infinity } = options;
   const objects = [];
   const prefixes = new Set();
   let count = 0;
   let isTruncated = false;
-  for (const o of all.objects) {
-    const idx = o.key.slice(prefix.length).indexOf(delimiter);
-    const cp = idx === -1 ? null : o.key.slice(0, prefix.length + idx + 1);
-    if (cp && prefixes.has(cp)) continue;
-    if (count >= maxKeys) { isTruncated = true; break; }
-    count++;
-    if (cp) prefixes.add(cp); else objects.push(o);
+  let after = options.startAfter || '';
+  let resume = null; // where the next page starts: the last object, or past the last folder
+  // Page through the keys below the prefix (a listing of everything at once
+  // read the metadata of every key at once), skipping past each folded folder.
+  for (let done = false; !done;) {
+    const page = await listObjects.call(this, bucket, { prefix, startAfter: after, maxKeys: 500 });
+    for (const o of page.objects) {
+      after = o.key;
+      const idx = o.key.slice(prefix.length).indexOf(delimiter);
+      const cp = idx === -1 ? null : o.key.slice(0, prefix.length + idx + 1);
+      if (cp && prefixes.has(cp)) continue;
+      if (count >= maxKeys) { isTruncated = true; done = true; break; }
+      count++;
+      if (cp) prefixes.add(cp); else objects.push(o);
+      resume = cp ? `${cp}\uffff` : null;
+    }
+    if (!page.isTruncated) done = true;
   }
+  // s3rver makes the continuation token of the last object: a page that
+  // ends on a folder (or holds only folders: it failed with a TypeError)
+  // gets a placeholder there, taken out of the answer below.
+  if (isTruncated && resume) objects.push({ key: resume, placeholder: true, lastModifiedDate: new Date(0), metadata: {}, size: 0 });
   return { objects, commonPrefixes: [...prefixes].sort(), isTruncated };
+};
+
+// s3rver reads each listed key's metadata (three files) all at once: a few
+// listings of 1,000 keys in parallel ran it out of file descriptors (EMFILE,
+// answered as InternalError). At most 256 metadata reads at a time.
+const getMetadata = FilesystemStore.prototype.getMetadata;
+let active = 0;
+const waiting = [];
+FilesystemStore.prototype.getMetadata = async function (...args) {
+  if (active >= 256) await new Promise((r) => waiting.push(r)); else active++;
+  try {
+    return await getMetadata.apply(this, args);
+  } finally {
+    const next = waiting.shift();
+    if (next) next(); else active--;
+  }
 };
 
 const bucketCtrl = require('s3rver/lib/controllers/bucket');
@@ -36,6 +66,11 @@ const getBucket = bucketCtrl.getBucket;
 bucketCtrl.getBucket = async function (ctx) {
   await getBucket.call(this, ctx);
   const r = ctx.body && ctx.body.ListBucketResult;
+  if (r && Array.isArray(r.Contents)) {
+    const kept = r.Contents.filter((c) => !c.Key.endsWith('\uffff'));
+    if (r.KeyCount !== undefined) r.KeyCount -= r.Contents.length - kept.length;
+    r.Contents = kept;
+  }
   if (r && r.KeyCount !== undefined && Array.isArray(r.CommonPrefixes)) r.KeyCount += r.CommonPrefixes.length;
 };
 
