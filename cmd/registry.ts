@@ -336,7 +336,8 @@ program.command('garbage-collect')
     await recordRun(opts.metricsFile, 'garbage-collect', true, started, freed, dryRun ? 0 : summary.bytesFreed);
     if (tty) process.stderr.write('\r\x1b[K');
     const verb = dryRun ? 'would delete' : 'deleted';
-    console.log(`\n${summary.repositories} repositories, ${summary.manifestsMarked} manifests and ${summary.blobsMarked} blobs marked; `
+    console.log(`\n${summary.repositories} repositories, ${summary.manifestsMarked} manifests and ${summary.blobsMarked} blobs marked `
+      + `(${summary.manifestsRead} manifests read, the others known from earlier runs); `
       + `${verb} ${summary.manifestsDeleted.length} manifests, ${summary.blobsDeleted.length} blobs (${formatBytes(summary.bytesFreed)}), `
       + `${summary.layerLinksDeleted} layer links, ${summary.tagFoldersDeleted} empty tag folders, ${summary.straysDeleted} stray temp files; `
       + `kept ${summary.youngKept} unreferenced blobs younger than ${opts.grace}; `

@@ -8,6 +8,7 @@ import { garbageCollect } from './garbageCollect.js';
 import { tagCurrentLinkPath, tagDigestIndexEntryPath, tagDigestIndexMarkerPath, tagIndexLinkPath } from './paths.js';
 import { Registry } from './registry.js';
 import { OCI_MANIFEST, artifactManifest } from './testing.js';
+import { markCachePath } from './markCache.js';
 
 describe('garbage-collect and tag indexes', () => {
   const ctx = {} as DriverContext;
@@ -49,4 +50,79 @@ describe('garbage-collect and tag indexes', () => {
       expect(again).to.deep.include({ tagIndexEntriesWritten: 0, manifestsDeleted: [] });
     });
   }
+});
+
+describe('garbage-collect keeps what manifests reference between runs (the mark cache)', () => {
+  const ctx = {} as DriverContext;
+  const layerOf = (n: number) => `sha256:${String(n).padStart(64, '0')}`;
+  const image = (n: number) => Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: OCI_MANIFEST,
+    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: `sha256:${'4'.repeat(64)}`, size: 2 },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerOf(n), size: 1 }],
+  }));
+  /** Counts reads of blob data (manifest bytes), and fails those of one repository's manifests while `failing` holds digests. */
+  class ReadCounting extends InMemoryDriver {
+    blobReads = 0;
+    failing = new Set<string>();
+    override async getContent(c: DriverContext, p: string): Promise<Buffer> {
+      const m = /\/blobs\/sha256\/..\/([0-9a-f]{64})\/data$/.exec(p);
+      if (m) {
+        this.blobReads++;
+        if (this.failing.has(`sha256:${m[1]}`)) throw new Error('killed');
+      }
+      return super.getContent(c, p);
+    }
+  }
+  const setup = async () => {
+    const d = new ReadCounting();
+    const reg = new Registry(d, new NoopDescriptorCache());
+    const byRepo = new Map<string, string[]>();
+    for (let r = 0; r < 3; r++) {
+      for (let i = 0; i < 4; i++) {
+        const m = await reg.repository(`r${r}`).manifests.put(ctx, image(r * 10 + i), OCI_MANIFEST, { tag: `t${i}` }, { skipReferences: true });
+        byRepo.set(`r${r}`, [...(byRepo.get(`r${r}`) ?? []), m.digest]);
+      }
+    }
+    return { d, reg, byRepo };
+  };
+  const run = (reg: Registry, dryRun = false) => garbageCollect(reg, ctx, { dryRun, deleteUntagged: true, graceMs: 0 });
+  const exists = (d: InMemoryDriver, p: string) => d.stat(ctx, p).then(() => true, () => false);
+
+  it('a second run reads no manifest and marks the same; a new manifest is the only one read', async () => {
+    const { d, reg } = await setup();
+    expect(await exists(d, markCachePath('r0'))).to.equal(false);
+    const dry = await run(reg, true);
+    expect(await exists(d, markCachePath('r0')), 'a dry run writes nothing').to.equal(false);
+    const first = await run(reg);
+    expect(first.manifestsRead).to.equal(12);
+    d.blobReads = 0;
+    const second = await run(reg);
+    expect(second).to.deep.include({ manifestsRead: 0, blobsMarked: first.blobsMarked, manifestsMarked: 12 });
+    expect(second.blobsMarked).to.equal(dry.blobsMarked);
+    expect(d.blobReads).to.equal(0);
+    await reg.repository('r1').manifests.put(ctx, image(99), OCI_MANIFEST, { tag: 'new' }, { skipReferences: true });
+    const third = await run(reg);
+    expect(third).to.deep.include({ manifestsRead: 1, manifestsMarked: 13 });
+  });
+
+  it('a run killed while marking, started again, reads only what it had not read; a damaged file is read past, a gone repository\'s file removed', async () => {
+    const { d, reg, byRepo } = await setup();
+    for (const dg of byRepo.get('r2')!) d.failing.add(dg);
+    let failed = '';
+    await run(reg).catch((e: Error) => { failed = e.message; });
+    expect(failed).to.match(/killed/);
+    d.failing.clear();
+    const again = await run(reg);
+    expect(again.manifestsRead).to.equal(4); // r2's; r0's and r1's were kept when the first run read them
+    // A damaged file is not trusted: the manifests are read again and the file rewritten.
+    const good = (await d.getContent(ctx, markCachePath('r0'))).toString();
+    await d.putContent(ctx, markCachePath('r0'), Buffer.from(good.replace('"b":[', '"b":"oops","x":[')));
+    expect((await run(reg)).manifestsRead).to.equal(4);
+    expect((await run(reg)).manifestsRead).to.equal(0);
+    // A repository removed whole: its file goes with the next run.
+    await d.delete(ctx, '/docker/registry/v2/repositories/r1');
+    await run(reg);
+    expect(await exists(d, markCachePath('r1'))).to.equal(false);
+    expect(await exists(d, markCachePath('r0'))).to.equal(true);
+  });
 });

@@ -10,6 +10,7 @@ import { parseManifest } from './manifestParse.js';
 import { ROOT, blobDir, blobsRoot, layerLinkPath, layersRoot, revisionsRoot, tagCurrentLinkPath, tagDir, tagIndexLinkPath, tagsRoot } from './paths.js';
 import type { Registry } from './registry.js';
 import { mapLimit } from '../concurrency.js';
+import { type ManifestRefs, MarkCache } from './markCache.js';
 
 // Storage calls in flight at once: reads while marking, deletes while
 // sweeping. Sequential calls left the store idle between round trips (the
@@ -35,6 +36,8 @@ export interface GCOptions {
   /** Online collection (lib/cache/gcJournal.ts): what writes referenced
    *  while this run marked is kept, and each deletion is claimed first. */
   journal?: SweepJournal;
+  /** false: read every manifest, and keep no mark cache (default: use it). */
+  markCache?: boolean;
   /** Called between the phases ('marked': the mark and the blob walk are
    *  done; 'sweeping': the journal switched to rescues). Tests use it to
    *  write at a known point of the run. */
@@ -73,6 +76,9 @@ export interface GCSummary {
   /** Manifests and blobs this run would have deleted but that writes
    *  referenced while it ran (online collection): kept. */
   rescued: number;
+  /** Manifests read from the store; the others' references came from the
+   *  mark cache of earlier runs (lib/storage/markCache.ts). */
+  manifestsRead: number;
 }
 
 interface RepoScan {
@@ -83,10 +89,13 @@ interface RepoScan {
   graph: Map<string, { children: string[]; blobs: string[]; subject?: string }>;
   /** layer link digest -> the link's modification time (ms) */
   layers: Map<string, number>;
+  /** Manifests read from the store (the others came from the mark cache). */
+  manifestsRead: number;
 }
 
-async function scanRepo(registry: Registry, ctx: DriverContext, name: string): Promise<RepoScan> {
+async function scanRepo(registry: Registry, ctx: DriverContext, name: string, marks: MarkCache | undefined, writeMarks: boolean): Promise<RepoScan> {
   const driver = registry.driver;
+  let readFromStore = 0;
   const revisions = new Set<string>();
   const tags = new Map<string, string | null>();
   const layers = new Map<string, number>();
@@ -95,7 +104,10 @@ async function scanRepo(registry: Registry, ctx: DriverContext, name: string): P
     for (const alg of await listNames(driver, ctx, revisionsRoot(name))) {
       for (const hex of await listNames(driver, ctx, `${revisionsRoot(name)}/${alg}`)) revisions.add(`${alg}:${hex}`);
     }
-    const parsed = await mapLimit([...revisions], READS, async (dgst) => {
+    // What earlier runs read is not read again (lib/storage/markCache.ts).
+    const cached = marks ? await marks.read(name) : new Map<string, ManifestRefs>();
+    const unread = [...revisions].filter((d) => !cached.has(d));
+    const parsed = await mapLimit(unread, READS, async (dgst) => {
       let content: Buffer;
       try {
         content = await registry.blobStore.getContent(ctx, dgst);
@@ -110,10 +122,22 @@ async function scanRepo(registry: Registry, ctx: DriverContext, name: string): P
         throw new Error(`garbage-collect: manifest ${dgst} of ${name} cannot be parsed (${(e as Error).message}); nothing was deleted`);
       }
     });
-    [...revisions].forEach((dgst, i) => {
+    for (const dgst of revisions) {
+      const c = cached.get(dgst);
+      if (c) graph.set(dgst, c);
+    }
+    unread.forEach((dgst, i) => {
       const p = parsed[i];
       if (p) graph.set(dgst, { children: p.manifests.map((d) => d.digest), blobs: p.blobs.map((d) => d.digest), subject: p.subject?.digest });
     });
+    // Written as soon as the repository is read: a run killed after this
+    // point does not read these manifests again. Only current revisions
+    // are kept, so the file follows the repository.
+    const stale = [...cached.keys()].some((d) => !revisions.has(d));
+    if (marks && writeMarks && (parsed.some((p) => p !== null) || stale)) {
+      if (graph.size) await marks.write(name, graph); else await marks.remove(name);
+    }
+    readFromStore = parsed.filter((p) => p !== null).length;
   };
   const readTags = async () => {
     const names = await listNames(driver, ctx, tagsRoot(name));
@@ -140,7 +164,7 @@ async function scanRepo(registry: Registry, ctx: DriverContext, name: string): P
     }
   };
   await Promise.all([readRevisions(), readTags(), readLayers()]);
-  return { name, revisions, tags, graph, layers };
+  return { name, revisions, tags, graph, layers, manifestsRead: readFromStore };
 }
 
 /** Manifests of the repository to keep: from the roots, their index children and their referrers, transitively. */
@@ -213,20 +237,22 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
   const cutoff = (opts.now ?? new Date()).getTime() - opts.graceMs;
   const sum: GCSummary = {
     repositories: 0, manifestsMarked: 0, blobsMarked: 0, manifestsDeleted: [], blobsDeleted: [],
-    bytesFreed: 0, layerLinksDeleted: 0, tagFoldersDeleted: 0, straysDeleted: 0, youngKept: 0, tagIndexEntriesWritten: 0, rescued: 0,
+    bytesFreed: 0, layerLinksDeleted: 0, tagFoldersDeleted: 0, straysDeleted: 0, youngKept: 0, tagIndexEntriesWritten: 0, rescued: 0, manifestsRead: 0,
   };
 
   // Mark.
   const marked = new Set<string>();
   /** Blobs some repository linked within the grace period: kept like young blobs. */
   const linkedLately = new Set<string>();
-  const scans: { scan: RepoScan; kept: Set<string> }[] = [];
+  const scans: { scan: RepoScan }[] = [];
+  const doomed: { repo: string; dgst: string }[] = [];
   const names = await registry.repositories(ctx);
+  const marks = opts.markCache === false ? undefined : new MarkCache(driver, ctx);
   // A few repositories scanned at once; marked in name order, as before.
   const pending = new Map<number, Promise<RepoScan>>();
   const start = (i: number) => {
     if (i >= names.length || pending.has(i)) return;
-    const p = scanRepo(registry, ctx, names[i]);
+    const p = scanRepo(registry, ctx, names[i], marks, !opts.dryRun);
     p.catch(() => {}); // a failure is thrown where it is awaited, in order
     pending.set(i, p);
   };
@@ -250,17 +276,21 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
     // mounted it is about to reference it from a manifest.
     for (const [d, at] of scan.layers) if (at > cutoff) linkedLately.add(d);
     sum.manifestsMarked += kept.size;
-    scans.push({ scan, kept });
+    sum.manifestsRead += scan.manifestsRead;
+    // Untagged manifests no kept manifest needs. Of the repository's graph
+    // only theirs is kept (a write may still rescue one, with what it
+    // references); the rest is marked and let go, so memory follows what is
+    // doomed, not the registry.
+    for (const d of scan.revisions) if (!kept.has(d)) doomed.push({ repo: scan.name, dgst: d });
+    for (const d of kept) scan.graph.delete(d);
+    scan.revisions.clear();
+    scans.push({ scan });
     sum.repositories++;
     opts.progress?.('mark', sum.repositories);
   }
   sum.blobsMarked = marked.size;
+  if (marks && !opts.dryRun) await marks.prune(new Set(names));
 
-  // Untagged manifests no kept manifest needs.
-  const doomed: { repo: string; dgst: string }[] = [];
-  for (const { scan, kept } of scans) {
-    for (const d of scan.revisions) if (!kept.has(d)) doomed.push({ repo: scan.name, dgst: d });
-  }
 
   // Blobs: every data file under blobs/, unless marked or young.
   const existing = new Set<string>();
