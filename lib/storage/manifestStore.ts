@@ -232,11 +232,7 @@ export class ManifestStore {
   async delete(ctx: DriverContext, dgst: string): Promise<void> {
     await this.locked(dgst, async () => {
       const m = await this.get(ctx, dgst);
-      const untagAll = async () => {
-        for (const tag of await this.tags.lookup(ctx, dgst)) {
-          try { await this.tags.untag(ctx, tag); } catch (e) { if ((e as { code?: string }).code !== 'MANIFEST_UNKNOWN') throw e; }
-        }
-      };
+      const untagAll = async () => this.tags.untagMany(ctx, await this.tags.lookup(ctx, dgst));
       await untagAll();
       if (m.subject) await this.referrers.remove(ctx, m.subject, dgst);
       await this.revisions.unlink(ctx, dgst);

@@ -79,6 +79,49 @@ describe('tag pages', () => {
   });
 });
 
+describe('a manifest DELETE among many tags on an object store (flat walk, batched deletes)', () => {
+  const ctx = {} as DriverContext;
+  class ObjectStoreLike extends CountingDriver {
+    readonly flatWalk = true;
+    walks = 0;
+    deletes = 0;
+    batches = 0;
+    override async walk(c: DriverContext, p: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void> {
+      this.walks++;
+      const stats = this.stats;
+      try { return await super.walk(c, p, fn); } finally { this.stats = stats; }
+    }
+    override async delete(c: DriverContext, p: string): Promise<void> {
+      this.deletes++;
+      return super.delete(c, p);
+    }
+    async deleteFiles(c: DriverContext, paths: string[]): Promise<void> {
+      this.batches++;
+      for (const p of paths) await super.delete(c, p).catch(() => {});
+    }
+  }
+
+  it('deletes its 120 tags with one walk and one batch, and looks again without reading each deleted link', async () => {
+    const d = new ObjectStoreLike();
+    const reg = new Registry(d, new NoopDescriptorCache());
+    const repo = reg.repository('many');
+    const doomed = await repo.manifests.put(ctx, artifactManifest(0), OCI_MANIFEST, { tag: 'd000' }, { skipReferences: true });
+    const other = await repo.manifests.put(ctx, artifactManifest(1), OCI_MANIFEST, { tag: 'o000' }, { skipReferences: true });
+    for (let i = 1; i < 120; i++) await repo.tags.tag(ctx, `d${String(i).padStart(3, '0')}`, doomed.digest);
+    for (let i = 1; i < 300; i++) await repo.tags.tag(ctx, `o${String(i).padStart(3, '0')}`, other.digest);
+    d.gets = 0; d.walks = 0; d.deletes = 0; d.batches = 0;
+    await repo.manifests.delete(ctx, doomed.digest);
+    const all = await repo.tags.all(ctx);
+    expect(all).to.have.length(300);
+    expect(all.every((t) => t.startsWith('o'))).to.equal(true);
+    // Tag folders: one batch (120 x 2 files); tag links read once, by the first look.
+    expect(d.batches).to.equal(1);
+    expect(d.gets).to.be.at.most(120 + 10);
+    expect(await d.exists(ctx, tagCurrentLinkPath('many', 'd050'))).to.equal(false);
+    expect(await repo.tags.get(ctx, 'o299')).to.equal(other.digest);
+  });
+});
+
 describe('the digest-to-tags index', () => {
   const ctx = {} as DriverContext;
   const ct = OCI_MANIFEST;

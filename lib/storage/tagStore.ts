@@ -19,6 +19,11 @@ export interface TagDigestIndex {
   complete: LRUCache<string, boolean>;
 }
 
+/** From this many tags, object stores walk the tags folder instead of a request per tag. */
+const MANY_TAGS = 50;
+/** S3's DeleteObjects limit. */
+const DELETE_BATCH = 1000;
+
 /** How long a repository is remembered as having no complete index. */
 const INCOMPLETE_TTL_MS = 60_000;
 
@@ -68,6 +73,36 @@ export class TagStore {
       if (isNotFound(e)) throw this.unknown(tag);
       throw e;
     }
+  }
+
+  /** Deletes the folders of many tags (a tag that is gone already is no
+   *  error). On object stores with a flat walk and batched deletes, past a
+   *  few tags: one walk of the tags folder and deletes of 1,000 keys each,
+   *  the current links first, instead of a listing and a delete per tag (a
+   *  manifest under 1,000 of 10,000 tags took 2,000 requests). */
+  async untagMany(ctx: DriverContext, tags: string[]): Promise<void> {
+    for (const t of tags) this.seen.delete(this.seenKey(t));
+    if (tags.length < MANY_TAGS || !this.driver.flatWalk || !this.driver.deleteFiles) {
+      await mapLimit(tags, this.concurrency, (t) => this.untag(ctx, t).catch((e) => { if ((e as { code?: string }).code !== 'MANIFEST_UNKNOWN') throw e; }));
+      return;
+    }
+    const doomed = new Set(tags);
+    const root = tagsRoot(this.repo);
+    const current: string[] = [];
+    const rest: string[] = [];
+    try {
+      await this.driver.walk(ctx, root, (fi) => {
+        const rel = fi.path.slice(root.length + 1);
+        const tag = rel.split('/', 1)[0];
+        if (!doomed.has(tag)) return fi.isDir ? 'skipdir' : undefined;
+        if (!fi.isDir) (rel === `${tag}/current/link` ? current : rest).push(fi.path);
+        return undefined;
+      });
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+    const files = [...current, ...rest];
+    for (let i = 0; i < files.length; i += DELETE_BATCH) await this.driver.deleteFiles(ctx, files.slice(i, i + DELETE_BATCH));
   }
 
   /** The names of the tag folders ([] for none). */
@@ -196,9 +231,16 @@ export class TagStore {
    *  that ever pointed at dgst are read; without one, every tag. The index
    *  may hold tags since moved or deleted: each candidate's link is checked. */
   async lookup(ctx: DriverContext, dgst: string): Promise<string[]> {
-    const names = await this.indexComplete(ctx)
+    let names = await this.indexComplete(ctx)
       ? await listNames(this.driver, ctx, tagDigestIndexDir(this.repo, dgst))
       : await this.folders(ctx);
+    // Many candidates on an object store: one walk says which still have a
+    // current link, so the links of tags just deleted are not read one by
+    // one (the second look of a manifest DELETE).
+    if (names.length >= MANY_TAGS && this.driver.flatWalk) {
+      const live = new Set(await this.walked(ctx));
+      names = names.filter((t) => live.has(t));
+    }
     const points = await mapLimit(names, this.concurrency, async (tag) => {
       try {
         return (await this.get(ctx, tag)) === dgst;
