@@ -34,13 +34,15 @@ FilesystemStore.prototype.listObjects = async function (bucket, options) {
       if (count >= maxKeys) { isTruncated = true; done = true; break; }
       count++;
       if (cp) prefixes.add(cp); else objects.push(o);
-      resume = cp ? `${cp}\uffff` : null;
+      resume = cp ? `${cp}~` : null;
     }
     if (!page.isTruncated) done = true;
   }
-  // s3rver makes the continuation token of the last object: a page that
-  // ends on a folder (or holds only folders: it failed with a TypeError)
-  // gets a placeholder there, taken out of the answer below.
+  // s3rver makes the continuation token (and V1's NextMarker) of the last
+  // object: a page that ends on a folder (or holds only folders: it failed
+  // with a TypeError) gets a placeholder there, `<folder>/~`, past every key
+  // in the folder ('~' sorts after every character of the registry's paths;
+  // it must be legal in XML), taken out of the answer below.
   if (isTruncated && resume) objects.push({ key: resume, placeholder: true, lastModifiedDate: new Date(0), metadata: {}, size: 0 });
   return { objects, commonPrefixes: [...prefixes].sort(), isTruncated };
 };
@@ -67,7 +69,7 @@ bucketCtrl.getBucket = async function (ctx) {
   await getBucket.call(this, ctx);
   const r = ctx.body && ctx.body.ListBucketResult;
   if (r && Array.isArray(r.Contents)) {
-    const kept = r.Contents.filter((c) => !c.Key.endsWith('\uffff'));
+    const kept = r.Contents.filter((c) => !c.Key.endsWith('/~'));
     if (r.KeyCount !== undefined) r.KeyCount -= r.Contents.length - kept.length;
     r.Contents = kept;
   }
