@@ -10,6 +10,7 @@
 // Usage: npm run bench:scale [-- --sizes small,medium --dir /tmp --store fs|s3 --limit 900]
 // Needs docker-registry (apt-get install docker-registry).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cp, readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -19,7 +20,7 @@ import { freePort, waitForHttp } from '../test/helpers/registry.js';
 import { track } from '../test/helpers/children.js';
 import { S3RVER_KEY, S3RVER_SECRET, type S3rver, startS3rver } from '../test/helpers/s3rver.js';
 import { type StorageProxy, s3Kind, startStorageProxy } from '../test/helpers/storageProxy.js';
-import { createDriver } from '../drivers/factory.js';
+import { startRedis } from '../test/helpers/redis.js';
 import { type Generated, SIZES, dirSink, generate, s3rverSink } from './scaleGenerate.js';
 
 const args = new Map<string, string>();
@@ -114,10 +115,89 @@ function storageYaml(place: Place): string {
   return `  s3:\n    region: us-east-1\n    regionendpoint: ${place.endpoint}\n    bucket: ${place.bucket}\n    accesskey: ${S3RVER_KEY}\n    secretkey: ${S3RVER_SECRET}\n    rootdirectory: /reg\n    secure: false\n    v4auth: true\n`;
 }
 
-async function config(dir: string, name: string, place: Place, port: number): Promise<string> {
+async function config(dir: string, name: string, place: Place, port: number, extra = ''): Promise<string> {
   const f = join(dir, `${name}.yml`);
-  await writeFile(f, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n${storageYaml(place)}  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: scale\n`);
+  await writeFile(f, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n${storageYaml(place)}  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: scale\n${extra}`);
   return f;
+}
+
+function put(url: string, body: Buffer, contentType: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const r = http.request(url, { method: url.includes('/manifests/') ? 'PUT' : 'POST', headers: { 'Content-Type': contentType, 'Content-Length': String(body.length) } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+    });
+    r.on('error', reject);
+    r.end(body);
+  });
+}
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.floor(s.length / 2)] : 0; };
+
+/**
+ * Our real collection, online: a serving node on the same store and a Redis
+ * (started here), and manifest pushes one after the other for as long as the
+ * collection runs, each referencing blobs that nothing else references and
+ * that are older than the run (grace 0 s), so that only the journal keeps
+ * them. What the gate costs a writer is the push latency during the run
+ * against before it. The node talks to s3rver directly, so the counting
+ * proxy counts the collector's requests only.
+ */
+async function onlineCollection(dir: string, gcPlace: Place, nodePlace: Place, row: Row): Promise<Run> {
+  const redis = await startRedis();
+  try {
+    const extra = `redis:\n  addr: ${redis.addr}\n`;
+    const port = await freePort();
+    const gcCfg = await config(dir, 'ours-gc-online', gcPlace, port, extra);
+    const nodeCfg = await config(dir, 'ours-node', nodePlace, port, extra);
+    const node = await serve(true, nodeCfg, port);
+    try {
+      const blob = (s: string) => { const data = Buffer.from(s); return { data, digest: `sha256:${createHash('sha256').update(data).digest('hex')}`, size: data.length }; };
+      const cfgBlob = blob('{"architecture":"amd64","os":"linux"}');
+      const layerBlob = blob(`gate layer ${Date.now()}`);
+      for (const b of [cfgBlob, layerBlob]) {
+        const st = await put(`${node.url}/v2/scale/gate/blobs/uploads/?digest=${b.digest}`, b.data, 'application/octet-stream');
+        if (st !== 201) throw new Error(`gate blob upload: ${st}`);
+      }
+      const manifest = (i: number) => Buffer.from(JSON.stringify({
+        schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cfgBlob.digest, size: cfgBlob.size },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerBlob.digest, size: layerBlob.size }],
+        annotations: { n: String(i) },
+      }));
+      let i = 0;
+      const push = async (): Promise<number> => {
+        const t = performance.now();
+        const st = await put(`${node.url}/v2/scale/gate/manifests/g${i}`, manifest(i), 'application/vnd.oci.image.manifest.v1+json');
+        i++;
+        if (st !== 201) throw new Error(`push during the collection: ${st}`);
+        return performance.now() - t;
+      };
+      const before: number[] = [];
+      for (let k = 0; k < 20; k++) before.push(await push());
+      const pushedBefore = i;
+      await new Promise((r) => setTimeout(r, 20)); // the blobs are older than the run's cutoff
+      const during: number[] = [];
+      let done = false;
+      const run = timed(process.execPath, [OURS, 'garbage-collect', gcCfg, '--delete-untagged', '--grace', '0s', '--settle', '0s']).finally(() => { done = true; });
+      while (!done) during.push(await push());
+      const r = await run;
+      // Everything pushed during the run is whole: its blobs were kept.
+      for (const b of [cfgBlob, layerBlob]) {
+        const g = await get(`${node.url}/v2/scale/gate/blobs/${b.digest}`);
+        if (g.status !== 200) throw new Error(`a blob the pushes during the collection reference is gone: ${g.status}`);
+      }
+      row['pushes during the online gc'] = i - pushedBefore;
+      row['push before the gc, median ms'] = median(before);
+      row['push during the gc, median ms'] = median(during);
+      row['push during the gc, max ms'] = Math.max(0, ...during);
+      return r;
+    } finally {
+      await stop(node.proc);
+    }
+  } finally {
+    await redis.stop();
+  }
 }
 
 type Row = Record<string, number | string>;
@@ -128,6 +208,9 @@ async function measureSize(sizeName: string): Promise<{ size: string; gen: Gener
   const dir = await mkdtemp(join(BASE, `scale-${sizeName}-`));
   let s3: S3rver | undefined;
   let proxy: StorageProxy | undefined;
+  let direct: string | undefined;
+  /** The same copy for a serving node, past the counting proxy. */
+  const nodePlace = (p: Place): Place => ('bucket' in p && direct ? { ...p, endpoint: direct } : p);
   try {
     let gen!: Generated;
     let places: Record<'read' | 'oursGc' | 'theirsGc', Place>;
@@ -147,6 +230,7 @@ async function measureSize(sizeName: string): Promise<{ size: string; gen: Gener
       // The copies are copies of s3rver's folder for the bucket (a bucket is a folder there).
       for (const b of [`${bucket}-ours`, `${bucket}-theirs`]) await cp(join(s3.dir, bucket), join(s3.dir, b), { recursive: true });
       const at = (b: string): Place => ({ bucket: b, endpoint: proxy!.url });
+      direct = s3.endpoint;
       places = { read: at(bucket), oursGc: at(`${bucket}-ours`), theirsGc: at(`${bucket}-theirs`) };
     }
     console.log(`${sizeName}: generated ${gen.files} files per copy (${STORE}) in ${((performance.now() - tg) / 1000).toFixed(1)} s`);
@@ -176,7 +260,7 @@ async function measureSize(sizeName: string): Promise<{ size: string; gen: Gener
       proxy?.take();
       record('gc --dry-run', ours ? await timed(process.execPath, [OURS, 'garbage-collect', readCfg, '--dry-run', '--grace', '0s'])
         : await timed('docker-registry', ['garbage-collect', '--dry-run', readCfg]));
-      const real = ours ? await timed(process.execPath, [OURS, 'garbage-collect', gcCfg, '--delete-untagged', '--offline', '--grace', '0s'])
+      const real = ours ? await onlineCollection(dir, places.oursGc, nodePlace(places.oursGc), row)
         : await timed('docker-registry', ['garbage-collect', '--delete-untagged', gcCfg]);
       record('gc --delete-untagged', real);
       // Reads on the untouched copy, on a freshly started server each (cold caches).
