@@ -149,7 +149,8 @@ async function onlineCollection(dir: string, gcPlace: Place, nodePlace: Place, r
     const extra = `redis:\n  addr: ${redis.addr}\n`;
     const port = await freePort();
     const gcCfg = await config(dir, 'ours-gc-online', gcPlace, port, extra);
-    const nodeCfg = await config(dir, 'ours-node', nodePlace, port, extra);
+    const debugPort = await freePort();
+    const nodeCfg = await config(dir, 'ours-node', nodePlace, port, `  debug:\n    addr: 127.0.0.1:${debugPort}\n    prometheus:\n      enabled: true\n${extra}`);
     const node = await serve(true, nodeCfg, port);
     try {
       const blob = (s: string) => { const data = Buffer.from(s); return { data, digest: `sha256:${createHash('sha256').update(data).digest('hex')}`, size: data.length }; };
@@ -187,6 +188,12 @@ async function onlineCollection(dir: string, gcPlace: Place, nodePlace: Place, r
         const g = await get(`${node.url}/v2/scale/gate/blobs/${b.digest}`, 'HEAD');
         if (g.status !== 200) throw new Error(`a blob the pushes during the collection reference is gone: ${g.status}`);
       }
+      // The gate itself, from the node's metrics: writes it held and for how
+      // long (the latencies above also carry the machine's load).
+      const m = (await get(`http://127.0.0.1:${debugPort}/metrics`)).body;
+      const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(m)?.[1] ?? 0);
+      row['writes held by the gc gate'] = metric('registry_gc_gate_held_writes_total');
+      row['time writes were held, s'] = metric('registry_gc_gate_held_seconds_sum');
       row['pushes during the online gc'] = i - pushedBefore;
       row['push before the gc, median ms'] = median(before);
       row['push during the gc, median ms'] = median(during);

@@ -126,3 +126,32 @@ describe('garbage-collect keeps what manifests reference between runs (the mark 
     expect(await exists(d, markCachePath('r0'))).to.equal(true);
   });
 });
+
+describe('garbage-collect on a store with a flat walk (object stores)', () => {
+  const ctx = {} as DriverContext;
+  class FlatCounting extends InMemoryDriver {
+    readonly flatWalk = true;
+    tagReads = 0;
+    override async getContent(c: DriverContext, p: string): Promise<Buffer> {
+      if (/\/_manifests\/tags\/[^/]+\/current\/link$/.test(p)) this.tagReads++;
+      return super.getContent(c, p);
+    }
+  }
+
+  it('reads no tag link where the targets are not needed, and still finds tag folders without a current link', async () => {
+    const d = new FlatCounting();
+    const reg = new Registry(d, new NoopDescriptorCache());
+    const repo = reg.repository('flat');
+    const m = await repo.manifests.put(ctx, artifactManifest(0), OCI_MANIFEST, { tag: 't0' }, { skipReferences: true });
+    for (let i = 1; i < 40; i++) await repo.tags.tag(ctx, `t${i}`, m.digest);
+    await d.putContent(ctx, tagIndexLinkPath('flat', 'ghost', m.digest), Buffer.from(m.digest));
+    d.tagReads = 0;
+    const dry = await garbageCollect(reg, ctx, { dryRun: true, deleteUntagged: false, graceMs: 0 });
+    expect(d.tagReads).to.equal(0);
+    expect(dry.tagFoldersDeleted).to.equal(1);
+    // With --delete-untagged the targets are the roots: read.
+    const untagged = await garbageCollect(reg, ctx, { dryRun: true, deleteUntagged: true, graceMs: 0 });
+    expect(d.tagReads).to.equal(41); // 40 tags and the ghost
+    expect(untagged.manifestsDeleted).to.deep.equal([]);
+  });
+});

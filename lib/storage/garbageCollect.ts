@@ -84,7 +84,9 @@ export interface GCSummary {
 interface RepoScan {
   name: string;
   revisions: Set<string>;
-  tags: Map<string, string | null>; // tag -> digest, null when the tag has no current link
+  /** tag -> digest; null when the tag has no current link; PRESENT when it
+   *  has one that was not read (not needed: see readTags). */
+  tags: Map<string, string | null>;
   /** manifest -> children (index), blobs (config, layers), subject */
   graph: Map<string, { children: string[]; blobs: string[]; subject?: string }>;
   /** layer link digest -> the link's modification time (ms) */
@@ -93,7 +95,11 @@ interface RepoScan {
   manifestsRead: number;
 }
 
-async function scanRepo(registry: Registry, ctx: DriverContext, name: string, marks: MarkCache | undefined, writeMarks: boolean): Promise<RepoScan> {
+/** A tag's target when it was not read (only that the tag has a current link). */
+const PRESENT = '';
+
+async function scanRepo(registry: Registry, ctx: DriverContext, name: string, marks: MarkCache | undefined, want: { dryRun: boolean; deleteUntagged: boolean }): Promise<RepoScan> {
+  const writeMarks = !want.dryRun;
   const driver = registry.driver;
   let readFromStore = 0;
   const revisions = new Set<string>();
@@ -140,6 +146,28 @@ async function scanRepo(registry: Registry, ctx: DriverContext, name: string, ma
     readFromStore = parsed.filter((p) => p !== null).length;
   };
   const readTags = async () => {
+    // The tags' targets matter for --delete-untagged (the roots) and for a
+    // digest index still to complete. Otherwise only which tag folders lack
+    // a current link does, and an object store says that with one listing
+    // of the tags folder instead of a GET per tag.
+    const needTargets = want.deleteUntagged || (!want.dryRun && !(await registry.repository(name).tags.indexComplete(ctx)));
+    if (!needTargets && driver.flatWalk) {
+      const root = tagsRoot(name);
+      try {
+        await driver.walk(ctx, root, (fi) => {
+          const rel = fi.path.slice(root.length + 1).split('/');
+          if (fi.isDir) {
+            if (rel.length === 1 && !tags.has(rel[0])) tags.set(rel[0], null);
+            return rel.length === 2 && rel[1] === 'index' ? 'skipdir' : undefined;
+          }
+          if (rel.length === 3 && rel[1] === 'current' && rel[2] === 'link') tags.set(rel[0], PRESENT);
+          return undefined;
+        });
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+      return;
+    }
     const names = await listNames(driver, ctx, tagsRoot(name));
     const targets = await mapLimit(names, READS, async (tag) => {
       try {
@@ -252,7 +280,7 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
   const pending = new Map<number, Promise<RepoScan>>();
   const start = (i: number) => {
     if (i >= names.length || pending.has(i)) return;
-    const p = scanRepo(registry, ctx, names[i], marks, !opts.dryRun);
+    const p = scanRepo(registry, ctx, names[i], marks, opts);
     p.catch(() => {}); // a failure is thrown where it is awaited, in order
     pending.set(i, p);
   };
@@ -353,7 +381,7 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
     // older version) get it now, from the links just read, so the deletes
     // below, and the API's from now on, read only their own tags.
     for (const { scan } of scans) {
-      const current = [...scan.tags].filter((e): e is [string, string] => e[1] !== null);
+      const current = [...scan.tags].filter((e): e is [string, string] => e[1] !== null && e[1] !== PRESENT);
       await guard();
       sum.tagIndexEntriesWritten += await registry.repository(scan.name).tags.completeIndex(ctx, current);
     }
