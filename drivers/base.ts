@@ -28,6 +28,7 @@ export class Base implements StorageDriver {
   readonly removeStrays?: StorageDriver['removeStrays'];
   readonly deleteFiles?: StorageDriver['deleteFiles'];
   readonly flatWalk?: boolean;
+  readonly walkFrom?: StorageDriver['walkFrom'];
   private readonly regulator?: Semaphore;
   constructor(private readonly d: StorageDriver, opts: BaseOptions = {}) {
     this.flatWalk = d.flatWalk;
@@ -55,6 +56,13 @@ export class Base implements StorageDriver {
       this.deleteFiles = async (ctx, paths) => {
         for (const p of paths) this.check(p);
         return this.wrap(() => del(ctx, paths));
+      };
+    }
+    if (d.walkFrom) {
+      const walk = d.walkFrom.bind(d);
+      this.walkFrom = async (ctx, p, from, fn) => {
+        this.check(p, true);
+        return this.wrap(() => walk(ctx, p, from, fn));
       };
     }
     if (d.readerWithSize) {
@@ -159,6 +167,7 @@ export class KeyMapper {
 export const AFTER_ALL = '~';
 
 export interface FlatKey { key: string; size: number; modTime: Date }
+type FromResult = WalkResult | 'stop';
 
 /** One page of an object store's flat listing under a prefix, in key order:
  *  `token` continues the previous page, `after` starts past a key. */
@@ -173,11 +182,12 @@ export type FlatPage = (q: { token?: string; after?: string }) => Promise<{ keys
  *  just before. Returns whether the prefix held anything. */
 export async function flatWalk(
   keys: KeyMapper, prefix: string, page: FlatPage, writerBase: (key: string) => string | null,
-  statFile: (path: string) => Promise<FileInfo>, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult,
+  statFile: (path: string) => Promise<FileInfo>, fn: (fi: FileInfo) => Promise<FromResult> | FromResult,
+  from?: string,
 ): Promise<boolean> {
   const open: string[] = []; // the directories (key prefixes ending in '/') we are inside
   let skip: string | null = null;
-  let after: string | undefined;
+  let after: string | undefined = from === undefined ? undefined : prefix + from;
   let token: string | undefined;
   let any = false;
   let lastFile = '';
@@ -195,7 +205,9 @@ export async function flatWalk(
         const dir = k.slice(0, slash + 1);
         open.push(dir);
         at = slash + 1;
-        if ((await fn({ path: keys.pathOf(dir), size: 0, modTime: new Date(0), isDir: true })) === 'skipdir') {
+        const r = await fn({ path: keys.pathOf(dir), size: 0, modTime: new Date(0), isDir: true });
+        if (r === 'stop') return true;
+        if (r === 'skipdir') {
           skip = dir;
           open.pop();
           break;
@@ -204,11 +216,11 @@ export async function flatWalk(
       if (skip) continue;
       const base = writerBase(k);
       if (base !== null) {
-        if (base !== lastFile) { lastFile = base; await fn(await statFile(keys.pathOf(base))); }
+        if (base !== lastFile) { lastFile = base; if ((await fn(await statFile(keys.pathOf(base)))) === 'stop') return true; }
         continue;
       }
       lastFile = k;
-      await fn({ path: keys.pathOf(k), size: o.size, modTime: o.modTime, isDir: false });
+      if ((await fn({ path: keys.pathOf(k), size: o.size, modTime: o.modTime, isDir: false })) === 'stop') return true;
     }
     if (!res.next) break;
     const last = res.keys[res.keys.length - 1]?.key;

@@ -66,6 +66,11 @@ export interface StorageDriver {
    *  directory: a caller about to stat many files one by one can walk their
    *  folder instead. */
   readonly flatWalk?: boolean;
+  /** Optional (stores with a flat walk): walk() from a point, `path/from`
+   *  in key order: the listing starts after it, so what sorts before it
+   *  costs nothing (a caller may still see some of it and must filter), and
+   *  fn may return 'stop' to end the walk. A missing path is no error. */
+  walkFrom?(ctx: DriverContext, path: string, from: string, fn: (fi: FileInfo) => Promise<WalkResult | 'stop'> | WalkResult | 'stop'): Promise<void>;
   /** A URL the client may fetch the content from directly, or null. */
   redirectURL(ctx: DriverContext, method: string, path: string): Promise<string | null>;
   /** Optional: prepares the store when the registry starts (azure creates a

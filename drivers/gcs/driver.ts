@@ -246,12 +246,20 @@ export class GcsDriver implements StorageDriver {
   }
 
   async walk(ctx: DriverContext, p: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void> {
+    if (!(await this.flat(ctx, p, fn)) && p !== '/') throw new PathNotFoundError(p, NAME);
+  }
+
+  async walkFrom(ctx: DriverContext, p: string, from: string, fn: (fi: FileInfo) => Promise<WalkResult | 'stop'> | WalkResult | 'stop'): Promise<void> {
+    // startOffset is inclusive; from itself is a folder name, never a key.
+    await this.flat(ctx, p, fn, from);
+  }
+
+  private flat(ctx: DriverContext, p: string, fn: (fi: FileInfo) => Promise<WalkResult | 'stop'> | WalkResult | 'stop', from?: string): Promise<boolean> {
     const prefix = this.dirPrefix(p);
-    const any = await flatWalk(this.keys, prefix, async ({ token, after }) => {
+    return flatWalk(this.keys, prefix, async ({ token, after }) => {
       const res = await this.page({ prefix, pageToken: token, startOffset: after });
       return { keys: res.files.map((f) => ({ key: f.name, size: Number(f.metadata.size ?? 0), modTime: new Date(f.metadata.updated ?? 0) })), next: res.next };
-    }, (k) => (isPart(k) ? k.slice(0, k.indexOf(PART_MARK)) : null), (path) => this.stat(ctx, path), fn);
-    if (!any && p !== '/') throw new PathNotFoundError(p, NAME);
+    }, (k) => (isPart(k) ? k.slice(0, k.indexOf(PART_MARK)) : null), (path) => this.stat(ctx, path), fn, from);
   }
 
   async redirectURL(_ctx: DriverContext, method: string, p: string): Promise<string | null> {

@@ -372,15 +372,22 @@ export class S3Driver implements StorageDriver {
   }
 
   async walk(_ctx: DriverContext, p: string, fn: (fi: FileInfo) => Promise<WalkResult> | WalkResult): Promise<void> {
+    if (!(await this.flat(p, fn)) && p !== '/') throw new PathNotFoundError(p, NAME);
+  }
+
+  async walkFrom(_ctx: DriverContext, p: string, from: string, fn: (fi: FileInfo) => Promise<WalkResult | 'stop'> | WalkResult | 'stop'): Promise<void> {
+    await this.flat(p, fn, from);
+  }
+
+  private flat(p: string, fn: (fi: FileInfo) => Promise<WalkResult | 'stop'> | WalkResult | 'stop', from?: string): Promise<boolean> {
     const prefix = this.dirPrefix(p);
-    const any = await flatWalk(this.keys, prefix, async ({ token, after }) => {
+    return flatWalk(this.keys, prefix, async ({ token, after }) => {
       const res = await this.list1({ Prefix: prefix, ContinuationToken: token, StartAfter: after });
       return {
         keys: (res.Contents ?? []).map((o) => ({ key: o.Key!, size: o.Size ?? 0, modTime: o.LastModified ?? new Date(0) })),
         next: res.IsTruncated ? res.NextContinuationToken : undefined,
       };
-    }, (k) => (isSidecar(k) ? k.slice(0, -SIDECAR_SUFFIX.length) : null), (path) => this.stat({}, path), fn);
-    if (!any && p !== '/') throw new PathNotFoundError(p, NAME);
+    }, (k) => (isSidecar(k) ? k.slice(0, -SIDECAR_SUFFIX.length) : null), (path) => this.stat({}, path), fn, from);
   }
 
   async redirectURL(_ctx: DriverContext, method: string, p: string): Promise<string | null> {

@@ -18,6 +18,7 @@ export class InstrumentedDriver implements StorageDriver {
   readonly removeStrays?: StorageDriver['removeStrays'];
   readonly deleteFiles?: StorageDriver['deleteFiles'];
   readonly flatWalk?: boolean;
+  readonly walkFrom?: StorageDriver['walkFrom'];
   private readonly label: string;
 
   constructor(private readonly d: StorageDriver, private readonly m: RegistryMetrics | null, private readonly t: Tracer | null) {
@@ -26,6 +27,7 @@ export class InstrumentedDriver implements StorageDriver {
     if (d.sendTo) { const f = d.sendTo.bind(d); this.sendTo = (ctx, p, o, l, dest) => this.run('Reader', p, () => f(ctx, p, o, l, dest)); }
     if (d.init) { const f = d.init.bind(d); this.init = (ctx) => f(ctx); }
     if (d.readerWithSize) { const f = d.readerWithSize.bind(d); this.readerWithSize = (ctx, p, o) => this.run('Reader', p, () => f(ctx, p, o)); }
+    if (d.walkFrom) { const f = d.walkFrom.bind(d); this.walkFrom = (ctx, p, from, fn) => this.run('Walk', p, () => f(ctx, p, from, fn)); }
     if (d.deleteFiles) { const f = d.deleteFiles.bind(d); this.deleteFiles = (ctx, ps) => this.run('Delete', ps[0] ?? '/', () => f(ctx, ps)); }
     if (d.removeStrays) { const f = d.removeStrays.bind(d); this.removeStrays = (ctx, p, t, dry) => this.run('Walk', p, () => f(ctx, p, t, dry)); }
   }

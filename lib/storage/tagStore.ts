@@ -145,6 +145,7 @@ export class TagStore {
    *  stores, one flat listing of the tags folder instead, whose cost (a
    *  request per ~500 tags) is far below a HEAD per tag of the page. */
   async page(ctx: DriverContext, last: string, n: number): Promise<{ tags: string[]; more: boolean; folders: number }> {
+    if (this.driver.walkFrom) return this.pageFrom(ctx, last, n);
     if (this.driver.flatWalk) {
       const all = await this.walked(ctx);
       const after = all.filter((t) => t > last);
@@ -161,6 +162,42 @@ export class TagStore {
       i += want;
     }
     return { tags: out.slice(0, n), more: out.length > n, folders: names.length };
+  }
+
+  /** A page on an object store: a flat listing from `last` that stops at
+   *  the n+1st tag with a current link (histories skipped past): a request
+   *  per ~500 tags of the page, whatever the repository holds. Key order is
+   *  not name order only where a tag is another's prefix followed by '-' or
+   *  '.' ('a-b/' lists before 'a/'): a tag the listing had not reached yet
+   *  can sort before those it found only if it is such a prefix of one of
+   *  them, and those few names are checked one by one. */
+  private async pageFrom(ctx: DriverContext, last: string, n: number): Promise<{ tags: string[]; more: boolean; folders: number }> {
+    const root = tagsRoot(this.repo);
+    const found: string[] = [];
+    let any = false;
+    let stopped = false;
+    await this.driver.walkFrom!(ctx, root, last, (fi) => {
+      any = true;
+      const rel = fi.path.slice(root.length + 1).split('/');
+      if (fi.isDir) return rel.length === 2 && rel[1] === 'index' ? 'skipdir' : undefined;
+      if (rel.length === 3 && rel[1] === 'current' && rel[2] === 'link' && rel[0] > last) {
+        found.push(rel[0]);
+        if (found.length > n) { stopped = true; return 'stop'; }
+      }
+      return undefined;
+    });
+    if (stopped) {
+      const have = new Set(found);
+      const prefixes = new Set<string>();
+      for (const t of found) {
+        for (let i = 1; i < t.length; i++) if ((t[i] === '-' || t[i] === '.') && t.slice(0, i) > last && !have.has(t.slice(0, i))) prefixes.add(t.slice(0, i));
+      }
+      found.push(...await this.present(ctx, [...prefixes]));
+    }
+    found.sort();
+    // folders: 0 only where the tags folder is empty or missing (the handler then asks whether the repository exists).
+    const folders = any ? Math.max(found.length, 1) : (await this.folders(ctx)).length;
+    return { tags: found.slice(0, n), more: found.length > n, folders };
   }
 
   /** The names (sorted) whose folder holds a current link. */

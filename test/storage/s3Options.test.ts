@@ -131,6 +131,17 @@ describe('storage: s3 request budget and bounds (s3rver)', function () {
       const c = proxy.take();
       expect(c.registry.get('HeadObject') ?? 0, show(c.registry)).to.equal(0);
       expect(c.registry.get('ListObjectsV2') ?? 0, show(c.registry)).to.be.within(1, 4);
+      // Key order is not name order ('x-1/' lists before 'x/'): pages still come in name order.
+      for (const t of ['x-1', 'x-2', 'x-3', 'x', 'x.y', 'y']) await driver.putContent({}, tagCurrentLinkPath('order/tags', t), Buffer.from(dg(0)));
+      const seen: string[] = [];
+      for (let last = ''; ;) {
+        const pg = await req(r.url, 'GET', `/v2/order/tags/tags/list?n=2${last ? `&last=${last}` : ''}`);
+        const tags = (JSON.parse(pg.body.toString()) as { tags: string[] }).tags;
+        seen.push(...tags);
+        if (!pg.headers.get('link')) break;
+        last = tags[tags.length - 1];
+      }
+      expect(seen).to.deep.equal(['x', 'x-1', 'x-2', 'x-3', 'x.y', 'y']);
     } finally {
       await r.stop();
       await proxy.close();
