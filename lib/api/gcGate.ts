@@ -25,8 +25,11 @@ export async function gcGate(app: App, res: Response, items: string[]): Promise<
   app.metrics?.gcGateHeld.inc();
   const held = () => app.metrics?.gcGateHeldSeconds.observe((Date.now() - start) / 1000);
   const until = start + app.config.storage.gcWriteWaitMs;
-  while (Date.now() < until) {
-    await new Promise((ok) => setTimeout(ok, Math.min(r === 'wait' ? WAIT_POLL_MS : HOLD_POLL_MS, Math.max(0, until - Date.now()))));
+  for (let first = true; Date.now() < until; first = false) {
+    // 'hold' is asked again soon once: a collector sets its lock a moment
+    // before its journal, and a write that came in between need not wait long.
+    const poll = r === 'wait' || first ? WAIT_POLL_MS : HOLD_POLL_MS;
+    await new Promise((ok) => setTimeout(ok, Math.min(poll, Math.max(0, until - Date.now()))));
     r = await app.gcReference(items);
     if (r === 'go') { held(); return; }
   }

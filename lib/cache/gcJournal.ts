@@ -34,7 +34,7 @@ const CHUNK = 500;
 const REFERENCE = `
 local phase = redis.call('get', KEYS[1])
 if not phase then return 0 end
-if #ARGV == 0 then return 1 end
+if #ARGV == 0 or phase == 'done' then return 1 end
 if phase == 'mark' then
   redis.call('sadd', KEYS[2], unpack(ARGV))
   redis.call('pexpire', KEYS[2], math.max(redis.call('pttl', KEYS[1]), 1000))
@@ -127,8 +127,12 @@ export class GcJournal implements SweepJournal {
     for (let i = 0; i < items.length; i += CHUNK) await this.redis.srem(GC_KEYS.deleting, ...items.slice(i, i + CHUNK));
   }
 
+  /** Before the lock is released: 'done' tells nodes that still see the
+   *  lock not to hold writes (they would take it for an older collector);
+   *  it expires by itself, and the next collector overwrites it. */
   async end(): Promise<void> {
     clearInterval(this.refresh);
-    await this.redis.del(...KEYS);
+    await this.redis.set(GC_KEYS.phase, 'done', 'PX', 10_000);
+    await this.redis.del(GC_KEYS.refs, GC_KEYS.doomed, GC_KEYS.deleting);
   }
 }

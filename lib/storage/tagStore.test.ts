@@ -79,6 +79,44 @@ describe('tag pages', () => {
   });
 });
 
+describe('tag pages from a listing in S3 key order (walkFrom)', () => {
+  const ctx = {} as DriverContext;
+  const dgst = `sha256:${'a'.repeat(64)}`;
+  /** S3's order: by whole key, so 'x-1/current/link' before 'x/current/link'. */
+  class KeyOrder extends InMemoryDriver {
+    readonly flatWalk = true;
+    listed = 0;
+    async walkFrom(c: DriverContext, p: string, from: string, fn: (fi: FileInfo) => Promise<WalkResult | 'stop'> | WalkResult | 'stop'): Promise<void> {
+      const files: FileInfo[] = [];
+      await super.walk(c, p, (fi) => { if (!fi.isDir) files.push(fi); });
+      files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      for (const fi of files.filter((f) => f.path > `${p}/${from}`)) {
+        this.listed++;
+        if ((await fn(fi)) === 'stop') return;
+      }
+    }
+  }
+
+  it('come in name order, a page stopping early, where tags are prefixes of others followed by - or .', async () => {
+    const d = new KeyOrder();
+    const tags = ['x', 'x-1', 'x-2', 'x-3', 'x.y', 'xa', 'y', 'y-z'];
+    for (const t of tags) await d.putContent(ctx, tagCurrentLinkPath('r', t), Buffer.from(dgst));
+    await d.putContent(ctx, tagIndexLinkPath('r', 'ghost', dgst), Buffer.from(dgst));
+    const store = new TagStore('r', d, new LRUCache<string, true>({ max: 100 }));
+    const seen: string[] = [];
+    for (let last = '', more = true; more;) {
+      const pg = await store.page(ctx, last, 2);
+      seen.push(...pg.tags);
+      more = pg.more;
+      last = pg.tags[pg.tags.length - 1];
+    }
+    expect(seen).to.deep.equal(tags);
+    d.listed = 0;
+    await store.page(ctx, 'x-2', 2);
+    expect(d.listed, 'a listing that starts at last, and stops').to.be.at.most(5);
+  });
+});
+
 describe('a manifest DELETE among many tags on an object store (flat walk, batched deletes)', () => {
   const ctx = {} as DriverContext;
   class ObjectStoreLike extends CountingDriver {
