@@ -282,7 +282,10 @@ export class TagStore {
       try {
         return (await this.get(ctx, tag)) === dgst;
       } catch (e) {
-        if ((e as { code?: string }).code === 'MANIFEST_UNKNOWN') return false;
+        // Gone, or a link that is not a digest (a store whose writes are not
+        // atomic, s3rver, shows one mid-write): either way not this digest's.
+        const code = (e as { code?: string }).code;
+        if (code === 'MANIFEST_UNKNOWN' || code === 'UNKNOWN') return false;
         throw e;
       }
     });
