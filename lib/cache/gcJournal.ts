@@ -63,14 +63,17 @@ export type GcReference = 'go' | 'hold' | 'wait';
 /** A serving node's side: what a write that references items should do now.
  *  'hold': a collector without a journal (an older version) holds the lock. */
 export async function gcReference(redis: RedisClient, items: string[]): Promise<GcReference> {
-  let r = 0;
-  for (let i = 0; i < Math.max(1, items.length); i += CHUNK) {
-    r = await redis.eval(REFERENCE, 4, ...KEYS, ...items.slice(i, i + CHUNK)) as number;
-    if (r !== 1) break;
-  }
+  // The lock is asked beside the first script, not after it: this runs on
+  // every manifest PUT, commit and mount, collection or not.
+  const [first, lock] = await Promise.all([
+    redis.eval(REFERENCE, 4, ...KEYS, ...items.slice(0, CHUNK)) as Promise<number>,
+    redis.exists(GC_LOCK),
+  ]);
+  let r = first;
+  for (let i = CHUNK; r === 1 && i < items.length; i += CHUNK) r = await redis.eval(REFERENCE, 4, ...KEYS, ...items.slice(i, i + CHUNK)) as number;
   if (r === 2) return 'wait';
   if (r === 1) return 'go';
-  return (await redis.exists(GC_LOCK)) === 1 ? 'hold' : 'go';
+  return lock === 1 ? 'hold' : 'go';
 }
 
 /** The collector's side. begin() right after taking the lock; end() before releasing it. */

@@ -11,6 +11,7 @@ import { ROOT, blobDir, blobsRoot, layerLinkPath, layersRoot, revisionsRoot, tag
 import type { Registry } from './registry.js';
 import { mapLimit } from '../concurrency.js';
 import { type ManifestRefs, MarkCache } from './markCache.js';
+import { tagWalkEntry } from './tagStore.js';
 
 // Storage calls in flight at once: reads while marking, deletes while
 // sweeping. Sequential calls left the store idle between round trips (the
@@ -155,13 +156,10 @@ async function scanRepo(registry: Registry, ctx: DriverContext, name: string, ma
       const root = tagsRoot(name);
       try {
         await driver.walk(ctx, root, (fi) => {
-          const rel = fi.path.slice(root.length + 1).split('/');
-          if (fi.isDir) {
-            if (rel.length === 1 && !tags.has(rel[0])) tags.set(rel[0], null);
-            return rel.length === 2 && rel[1] === 'index' ? 'skipdir' : undefined;
-          }
-          if (rel.length === 3 && rel[1] === 'current' && rel[2] === 'link') tags.set(rel[0], PRESENT);
-          return undefined;
+          const e = tagWalkEntry(root, fi);
+          if (e.current) tags.set(e.tag, PRESENT);
+          else if (!tags.has(e.tag)) tags.set(e.tag, null);
+          return e.skip ? 'skipdir' : undefined;
         });
       } catch (e) {
         if (!isNotFound(e)) throw e;

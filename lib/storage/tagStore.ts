@@ -1,6 +1,6 @@
 // tagStore: tags of one repository, as _manifests/tags/<tag>/{current,index}.
 import { LRUCache } from 'lru-cache';
-import { type DriverContext, type StorageDriver, isNotFound, listNames } from '../../drivers/driver.js';
+import { type DriverContext, type FileInfo, type StorageDriver, isNotFound, listNames } from '../../drivers/driver.js';
 import { mapLimit } from '../concurrency.js';
 import { isDigest } from '../digest.js';
 import { err } from '../errors.js';
@@ -23,6 +23,18 @@ export interface TagDigestIndex {
 const MANY_TAGS = 50;
 /** S3's DeleteObjects limit. */
 const DELETE_BATCH = 1000;
+
+/** Where a walk of a repository's tags folder is: the tag a path belongs
+ *  to, whether the path is that tag's current link, and 'skipdir' for a
+ *  tag's history (`<tag>/index`), which no listing of tags needs. */
+export function tagWalkEntry(root: string, fi: FileInfo): { tag: string; current: boolean; skip: boolean } {
+  const rel = fi.path.slice(root.length + 1).split('/');
+  return {
+    tag: rel[0],
+    current: !fi.isDir && rel.length === 3 && rel[1] === 'current' && rel[2] === 'link',
+    skip: fi.isDir && rel.length === 2 && rel[1] === 'index',
+  };
+}
 
 /** How long a repository is remembered as having no complete index. */
 const INCOMPLETE_TTL_MS = 60_000;
@@ -127,10 +139,9 @@ export class TagStore {
     const out: string[] = [];
     try {
       await this.driver.walk(ctx, root, (fi) => {
-        const rel = fi.path.slice(root.length + 1).split('/');
-        if (fi.isDir) return rel.length === 2 && rel[1] === 'index' ? 'skipdir' : undefined;
-        if (rel.length === 3 && rel[1] === 'current' && rel[2] === 'link') out.push(rel[0]);
-        return undefined;
+        const e = tagWalkEntry(root, fi);
+        if (e.current) out.push(e.tag);
+        return e.skip ? 'skipdir' : undefined;
       });
     } catch (e) {
       if (isNotFound(e)) return [];
@@ -178,13 +189,12 @@ export class TagStore {
     let stopped = false;
     await this.driver.walkFrom!(ctx, root, last, (fi) => {
       any = true;
-      const rel = fi.path.slice(root.length + 1).split('/');
-      if (fi.isDir) return rel.length === 2 && rel[1] === 'index' ? 'skipdir' : undefined;
-      if (rel.length === 3 && rel[1] === 'current' && rel[2] === 'link' && rel[0] > last) {
-        found.push(rel[0]);
+      const e = tagWalkEntry(root, fi);
+      if (e.current && e.tag > last) {
+        found.push(e.tag);
         if (found.length > n) { stopped = true; return 'stop'; }
       }
-      return undefined;
+      return e.skip ? 'skipdir' : undefined;
     });
     if (stopped) {
       const have = new Set(found);
