@@ -6,7 +6,11 @@
 // counts common prefixes too; distribution's walk takes a listing whose
 // KeyCounts add up to 0 for a missing path, so its catalog and
 // garbage-collect failed on repositories that hold only folders. A third:
-// it ran out of file descriptors under parallel listings (below).
+// it ran out of file descriptors under parallel listings (below). A fourth:
+// its PUT overwrote an object's file in place, and answered a small PUT before
+// the bytes were written; a GET racing it read an empty or half-written
+// object, or was cut off mid-body when the file shrank under it. S3's PUT is
+// atomic: the object is written beside and renamed over (below).
 // Usage: node --openssl-legacy-provider s3rver-main.cjs DIR PORT
 'use strict';
 const S3rver = require('s3rver');
@@ -61,6 +65,69 @@ FilesystemStore.prototype.getMetadata = async function (...args) {
     const next = waiting.shift();
     if (next) next(); else active--;
   }
+};
+
+// Atomic PUT: the content goes to a temporary file beside the object (its
+// name lacks the object suffix, so listings skip it), which is renamed over
+// the object once written; the metadata files likewise.
+const crypto = require('crypto');
+const fs = require('fs-extra');
+const path = require('path');
+const { pipeline, Transform } = require('stream');
+const tmpName = (p) => `${p}.tmp-${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
+async function writeAtomic(file, data) {
+  const tmp = tmpName(file);
+  await fs.writeFile(tmp, data);
+  await fs.rename(tmp, file);
+}
+FilesystemStore.prototype.putObject = async function (object) {
+  const objectPath = this.getResourcePath(object.bucket, object.key, 'object');
+  await fs.mkdirp(path.dirname(objectPath));
+  const tmp = tmpName(objectPath);
+  const md5Context = crypto.createHash('md5');
+  let size = 0;
+  try {
+    if (Buffer.isBuffer(object.content)) {
+      md5Context.update(object.content);
+      size = object.content.length;
+      await fs.writeFile(tmp, object.content);
+    } else {
+      await new Promise((resolve, reject) => pipeline(
+        object.content,
+        new Transform({ transform(chunk, enc, cb) { md5Context.update(chunk); size += chunk.length; cb(null, chunk); } }),
+        fs.createWriteStream(tmp),
+        (err) => (err ? reject(err) : resolve()),
+      ));
+    }
+    await fs.rename(tmp, objectPath);
+  } catch (err) {
+    await fs.remove(tmp).catch(() => {});
+    throw err;
+  }
+  const md5 = md5Context.digest('hex');
+  await this.putMetadata(object.bucket, object.key, object.metadata, md5);
+  return { size, md5 };
+};
+// CopyObject (fs-extra's copy, used by s3rver only for it) likewise.
+const copy = fs.copy;
+fs.copy = async function (src, dest, ...rest) {
+  const tmp = tmpName(dest);
+  try {
+    await copy.call(this, src, tmp, ...rest);
+    await fs.rename(tmp, dest);
+  } catch (err) {
+    await fs.remove(tmp).catch(() => {});
+    throw err;
+  }
+};
+const S3Object = require('s3rver/lib/models/object');
+FilesystemStore.prototype.putMetadata = async function (bucket, key, metadata, md5) {
+  const json = {};
+  for (const [k, v] of Object.entries(metadata || {})) {
+    if (S3Object.ALLOWED_METADATA.includes(k) || k.startsWith('x-amz-meta-')) json[k] = v;
+  }
+  if (md5) await writeAtomic(this.getResourcePath(bucket, key, 'object.md5'), md5);
+  await writeAtomic(this.getResourcePath(bucket, key, 'metadata.json'), JSON.stringify(json, null, 2));
 };
 
 const bucketCtrl = require('s3rver/lib/controllers/bucket');
