@@ -90,7 +90,7 @@ function s3Params(params: Record<string, unknown>, log?: Logger, observer?: Driv
   };
 }
 
-const GCS_KEYS = ['bucket', 'keyfile', 'credentials', 'rootdirectory', 'chunksize', 'endpoint', 'maxretries', 'useragent', 'maxconcurrency'];
+const GCS_KEYS = ['bucket', 'keyfile', 'credentials', 'rootdirectory', 'chunksize', 'endpoint', 'maxretries', 'useragent', 'maxconcurrency', 'readstalltimeout'];
 const GCS_CHUNK = 256 << 10;
 
 function gcsParams(params: Record<string, unknown>, log?: Logger, observer?: DriverObserver): GcsParams {
@@ -102,6 +102,8 @@ function gcsParams(params: Record<string, unknown>, log?: Logger, observer?: Dri
   }
   if (keyfile && credentials) throw new Error('storage.gcs: give keyfile or credentials, not both');
   const chunksize = int(params, 'chunksize', 'gcs', GCS_CHUNK, GiB5);
+  const readstalltimeout = durationMs(params, 'readstalltimeout', 'gcs');
+  if (readstalltimeout === 0) throw new Error('storage.gcs.readstalltimeout must be more than 0 (a read that gives no byte for that long is taken as dead)');
   if (chunksize !== undefined && chunksize % GCS_CHUNK !== 0) throw new Error(`storage.gcs.chunksize must be a multiple of ${GCS_CHUNK} (256 KiB)`);
   return {
     bucket: str(params, 'bucket', 'gcs', true)!,
@@ -112,6 +114,7 @@ function gcsParams(params: Record<string, unknown>, log?: Logger, observer?: Dri
     endpoint: str(params, 'endpoint', 'gcs', false),
     maxretries: int(params, 'maxretries', 'gcs', 0, 100),
     useragent: str(params, 'useragent', 'gcs', false),
+    readstalltimeout,
     log, observer,
   };
 }

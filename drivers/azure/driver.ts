@@ -16,6 +16,7 @@ import {
 } from '../driver.js';
 import { KeyMapper, walkByList } from '../base.js';
 import { AzureWriter } from './writer.js';
+import { readWhole } from '../wholeRead.js';
 
 const NAME = 'azure';
 const REDIRECT_TTL_MS = 20 * 60_000;
@@ -199,11 +200,14 @@ export class AzureDriver implements StorageDriver {
 
   async getContent(_ctx: DriverContext, p: string): Promise<Buffer> {
     try {
-      // download() is one request; downloadToBuffer() asks for the properties first.
-      const res = await this.container.getBlobClient(this.key(p)).download();
-      const parts: Buffer[] = [];
-      for await (const c of res.readableStreamBody as Readable) parts.push(c as Buffer);
-      return Buffer.concat(parts);
+      // download() is one request; downloadToBuffer() asks for the properties
+      // first. A body cut off is read again (wholeRead.ts): the SDK's stream
+      // fails it with an AbortError.
+      const blob = this.container.getBlobClient(this.key(p));
+      return await readWhole(NAME, p, async () => {
+        const res = await blob.download();
+        return { body: res.readableStreamBody as Readable, length: res.contentLength };
+      });
     } catch (e) {
       if (notFound(e)) throw new PathNotFoundError(p, NAME);
       throw e;

@@ -2,6 +2,9 @@
 // parameters (bucket, keyfile or credentials, rootdirectory, chunksize) and
 // `endpoint` for emulators and private endpoints. Keys are rootdirectory +
 // path; directories are prefixes. The SDK retries 429 and 5xx with backoff.
+// Its object reads never end when the connection breaks mid-body (v7 pipes
+// node-fetch 2's response, which drops the error): every body is read through
+// stallGuard, and small objects through readWhole, which reads them again.
 import { type Bucket, type File, RETRYABLE_ERR_FN_DEFAULT, Storage } from '@google-cloud/storage';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -10,6 +13,7 @@ import {
   InvalidOffsetError, PathNotFoundError, StorageDriverError,
 } from '../driver.js';
 import { AFTER_ALL, KeyMapper, flatWalk } from '../base.js';
+import { STALL_MS, readWhole, stallGuard } from '../wholeRead.js';
 import { EMPTY_MARK, type GcsContext, GcsWriter, PART_MARK, deleteObjects, listParts } from './writer.js';
 
 
@@ -27,6 +31,8 @@ export interface GcsParams {
   maxretries?: number;
   /** Added to the SDK's User-Agent. */
   useragent?: string;
+  /** ms a body may give no byte while read before it is taken as dead (wholeRead.ts); 60 s by default. */
+  readstalltimeout?: number;
   log?: Logger;
   observer?: DriverObserver;
 }
@@ -75,6 +81,7 @@ export class GcsDriver implements StorageDriver {
       chunkSize: p.chunksize ?? 16 << 20,
       contentType: 'application/octet-stream',
       canCompose: true,
+      stallMs: p.readstalltimeout ?? STALL_MS,
       warnOnce: (kind, msg) => {
         if (this.warned.has(kind)) return;
         this.warned.add(kind);
@@ -99,12 +106,15 @@ export class GcsDriver implements StorageDriver {
   }
 
   async getContent(_ctx: DriverContext, p: string): Promise<Buffer> {
-    try {
-      return (await this.bucket.file(this.key(p)).download({ validation: false }))[0];
-    } catch (e) {
-      if (code(e) === 404) throw new PathNotFoundError(p, NAME);
-      throw e;
-    }
+    const file = this.bucket.file(this.key(p));
+    return readWhole(NAME, p, async () => {
+      const r = await this.open(file, 0);
+      if (typeof r === 'number') {
+        if (r === 404) throw new PathNotFoundError(p, NAME);
+        throw new StorageDriverError(`${NAME}: read of ${p} answered ${r}`, NAME);
+      }
+      return { body: r.stream, length: r.length };
+    }, this.stallMs);
   }
 
   async putContent(_ctx: DriverContext, p: string, content: Buffer): Promise<void> {
@@ -112,11 +122,18 @@ export class GcsDriver implements StorageDriver {
     await this.bucket.file(this.key(p)).save(content, { resumable: false, validation: false, contentType: this.c.contentType });
   }
 
-  /** Opens a ranged read and waits for the answer, so a missing file fails here, not mid-stream. */
-  private async open(file: File, offset: number): Promise<Readable | number> {
+  /**
+   * Opens a ranged read and waits for the answer, so a missing file fails
+   * here, not mid-stream: the body (not yet guarded) and its announced length,
+   * or the status of a refusal.
+   */
+  private async open(file: File, offset: number): Promise<{ stream: Readable; length?: number } | number> {
     const s = file.createReadStream({ start: offset, validation: false });
+    let length: number | undefined;
     const status = await new Promise<number>((resolve, reject) => {
       s.once('response', (r: { statusCode: number; headers: Record<string, string | undefined> }) => {
+        const n = Number(r.headers['content-length']);
+        if (r.headers['content-length'] !== undefined && Number.isSafeInteger(n) && !r.headers['content-encoding']) length = n;
         // A server that ignores an unsatisfiable range (the emulator, at the
         // end of the file) answers 200 with everything: treat it as GCS's 416.
         resolve(offset > 0 && r.statusCode === 200 && !r.headers['content-range'] ? 416 : r.statusCode);
@@ -124,16 +141,18 @@ export class GcsDriver implements StorageDriver {
       s.once('error', (e) => reject(e));
       s.read(0); // the SDK sends the request on the first read
     }).catch((e) => code(e) ?? Promise.reject(e));
-    if (status >= 200 && status < 300) return s;
+    if (status >= 200 && status < 300) return { stream: s, length };
     s.on('error', () => { /* answered already: the status is what counts */ });
     s.destroy();
     return status;
   }
 
+  private get stallMs(): number { return this.c.stallMs; }
+
   async reader(ctx: DriverContext, p: string, offset: number): Promise<Readable> {
     if (offset < 0) throw new InvalidOffsetError(p, offset, NAME);
     const r = await this.open(this.bucket.file(this.key(p)), offset);
-    if (typeof r !== 'number') return r;
+    if (typeof r !== 'number') return stallGuard(r.stream, this.stallMs, `${NAME}: ${p}`);
     if (r === 404) {
       // A file being written is readable too: its parts, in order.
       const parts = await listParts(this.c, this.key(p), p);
@@ -141,13 +160,13 @@ export class GcsDriver implements StorageDriver {
       const size = parts.reduce((a, x) => a + x.size, 0);
       if (offset > size) throw new InvalidOffsetError(p, offset, NAME);
       const bucket = this.bucket;
-      return Readable.from((async function* () {
+      return stallGuard(Readable.from((async function* () {
         for (const part of parts) {
           if (part.offset + part.size <= offset || part.size === 0) continue;
           const start = Math.max(0, offset - part.offset);
           for await (const c of bucket.file(part.name).createReadStream({ start, validation: false })) yield c as Buffer;
         }
-      })(), { objectMode: false });
+      })(), { objectMode: false }), this.stallMs, `${NAME}: ${p}`);
     }
     if (r !== 416) throw new StorageDriverError(`${NAME}: read of ${p} answered ${r}`, NAME);
     const size = (await this.stat(ctx, p)).size;

@@ -7,6 +7,7 @@
 // them; where compose is missing (the emulator) it streams them into one upload.
 import { type Bucket } from '@google-cloud/storage';
 import { type FileWriter, StorageDriverError } from '../driver.js';
+import { stallGuard } from '../wholeRead.js';
 
 export const PART_MARK = '#part-';
 const OFFSET_DIGITS = 16;
@@ -23,6 +24,8 @@ export interface GcsContext {
   contentType: string;
   /** Whether the store composes (false once it answered 501). */
   canCompose: boolean;
+  /** ms a part's body may stall before its read fails (wholeRead.ts). */
+  stallMs: number;
   warnOnce(kind: string, message: string): void;
 }
 
@@ -218,7 +221,8 @@ export class GcsWriter implements FileWriter {
     async function* concat() {
       for (const p of parts) {
         if (p.size === 0) continue;
-        for await (const chunk of c.bucket.file(p.name).createReadStream({ validation: false })) yield chunk as Buffer;
+        const body = stallGuard(c.bucket.file(p.name).createReadStream({ validation: false }), c.stallMs, `gcs: ${p.name}`);
+        for await (const chunk of body) yield chunk as Buffer;
       }
     }
     await pipeline(concat(), this.c.bucket.file(target).createWriteStream({ resumable: false, validation: false, contentType: this.c.contentType }));

@@ -1,6 +1,8 @@
 // S3 driver (@aws-sdk/client-s3), with distribution's parameters. Keys are
 // rootdirectory + path; directories are key prefixes. The SDK retries
-// throttling (SlowDown, 503) and transient 5xx with backoff; we add no loops.
+// throttling (SlowDown, 503) and transient 5xx with backoff; its retries end
+// when the headers arrive, so a small object's body cut off mid-read is read
+// again by readWhole (wholeRead.ts).
 import {
   CopyObjectCommand, CreateMultipartUploadCommand, DeleteObjectCommand, CompleteMultipartUploadCommand, DeleteObjectsCommand,
   GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, UploadPartCopyCommand,
@@ -19,6 +21,7 @@ import { AFTER_ALL, KeyMapper, flatWalk } from '../base.js';
 import type { ObjectOptions, S3Context } from './context.js';
 import { MIN_PART, S3Writer, SIDECAR_SUFFIX, abortUpload, decodeSidecar } from './writer.js';
 import { RateLimiter } from '../regulator.js';
+import { readWhole } from '../wholeRead.js';
 
 const NAME = 's3';
 const REDIRECT_TTL_S = 20 * 60;
@@ -168,10 +171,17 @@ export class S3Driver implements StorageDriver {
     return this.client.send(new ListObjectsV2Command({ Bucket: this.p.bucket, ...input }));
   }
 
+  /** A whole small object; a body cut off is read again (wholeRead.ts). */
+  private getObjectBytes(key: string): Promise<Buffer> {
+    return readWhole(NAME, key, async () => {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.p.bucket, Key: key }));
+      return { body: res.Body as Readable, length: res.ContentLength };
+    });
+  }
+
   async getContent(_ctx: DriverContext, p: string): Promise<Buffer> {
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.p.bucket, Key: this.key(p) }));
-      return Buffer.from(await res.Body!.transformToByteArray());
+      return await this.getObjectBytes(this.key(p));
     } catch (e) {
       if (notFound(e)) throw new PathNotFoundError(p, NAME);
       throw e;
@@ -212,8 +222,7 @@ export class S3Driver implements StorageDriver {
     if (!append) return new S3Writer(this.c, key, p, { parts: [], size: 0 }, null, false, keyOf);
     let body: Buffer;
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.p.bucket, Key: key + SIDECAR_SUFFIX }));
-      body = Buffer.from(await res.Body!.transformToByteArray());
+      body = await this.getObjectBytes(key + SIDECAR_SUFFIX);
     } catch (e) {
       if (!notFound(e)) throw e;
       const fi = await this.stat({}, p).catch(() => null);
@@ -346,8 +355,7 @@ export class S3Driver implements StorageDriver {
     // Files still being written hold a multipart upload: abort it, or it is billed forever.
     for (const k of keys.filter(isSidecar)) {
       try {
-        const res = await this.client.send(new GetObjectCommand({ Bucket: this.p.bucket, Key: k }));
-        const { state } = decodeSidecar(Buffer.from(await res.Body!.transformToByteArray()), k);
+        const { state } = decodeSidecar(await this.getObjectBytes(k), k);
         if (state.uploadId) await abortUpload(this.c, k.slice(0, -SIDECAR_SUFFIX.length), state.uploadId);
       } catch (e) {
         if (!notFound(e)) this.c.warnOnce('sidecar', `${NAME}: could not abort the upload behind ${k}: ${(e as Error).message}`);

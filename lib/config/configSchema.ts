@@ -49,7 +49,7 @@ const gcs = obj({
   // A service account key inline; private_key is a secret.
   credentials: obj({ private_key: secret }, any),
   // ours
-  endpoint: str, maxretries: intIn(0, 100),
+  endpoint: str, maxretries: intIn(0, 100), readstalltimeout: duration,
 });
 
 const redisTLS = obj({ enabled: bool, ...tlsFiles, rootcas: stringlist, insecureskipverify: bool });

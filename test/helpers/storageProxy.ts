@@ -1,6 +1,7 @@
 // An HTTP proxy between a registry and a storage stand-in: counts and names
 // every request (bench/requests.ts), and can answer some with a fault
-// (throttling, 5xx) to prove the drivers' retries.
+// (throttling, 5xx), or cut an object's body off halfway (a reset connection
+// after the headers), to prove the drivers' retries.
 import * as http from 'node:http';
 
 export type Classifier = (method: string, url: URL, headers: http.IncomingHttpHeaders) => string;
@@ -32,6 +33,9 @@ export interface StorageProxy {
   /** The next `count` requests from the SDK are answered with `fault` instead of being forwarded. */
   inject(fault: Fault, count: number): void;
   faultsServed(): number;
+  /** The next `count` object bodies sent to the SDK (GETs answered 200, not a listing's XML or JSON) stop halfway: the connection is destroyed. */
+  cutBodies(count: number): void;
+  bodiesCut(): number;
   close(): Promise<void>;
 }
 
@@ -42,6 +46,8 @@ export async function startStorageProxy(target: string, classify: Classifier = (
   let fault: Fault | null = null;
   let faultsLeft = 0;
   let served = 0;
+  let cutsLeft = 0;
+  let cut = 0;
   const server = http.createServer((req, res) => {
     const url = new URL(req.url!, target);
     const kind = classify(req.method!, url, req.headers);
@@ -60,6 +66,20 @@ export async function startStorageProxy(target: string, classify: Classifier = (
       return;
     }
     const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers, agent }, (ur) => {
+      const isObjectBody = fromSdk && req.method === 'GET' && (ur.statusCode === 200 || ur.statusCode === 206) && !/xml|json/.test(String(ur.headers['content-type'] ?? ''));
+      if (isObjectBody && cutsLeft > 0) {
+        cutsLeft--;
+        const parts: Buffer[] = [];
+        ur.on('data', (c: Buffer) => parts.push(c));
+        ur.on('end', () => {
+          const body = Buffer.concat(parts);
+          if (body.length < 2) { res.writeHead(ur.statusCode!, ur.headers).end(body); return; }
+          cut++;
+          res.writeHead(ur.statusCode!, ur.headers);
+          res.write(body.subarray(0, body.length >> 1), () => res.destroy());
+        });
+        return;
+      }
       res.writeHead(ur.statusCode!, ur.headers);
       ur.pipe(res);
     });
@@ -72,6 +92,8 @@ export async function startStorageProxy(target: string, classify: Classifier = (
     take() { const c = counts; counts = { registry: new Map(), client: new Map() }; return c; },
     inject(f, count) { fault = f; faultsLeft = count; },
     faultsServed: () => served,
+    cutBodies(count) { cutsLeft = count; },
+    bodiesCut: () => cut,
     close: () => new Promise<void>((r) => { agent.destroy(); server.close(() => r()); server.closeAllConnections(); }),
   };
 }

@@ -57,7 +57,7 @@ const cases: Case[] = [
       const bucket = await emu.bucket();
       return {
         target: emu.endpoint,
-        driver: (endpoint, observer) => new Base(new GcsDriver({ bucket, endpoint, maxretries: 2, observer })),
+        driver: (endpoint, observer) => new Base(new GcsDriver({ bucket, endpoint, maxretries: 2, observer, readstalltimeout: 2000 })),
         stop: () => emu.stop(),
       };
     },
@@ -97,6 +97,40 @@ describe('storage: throttling and transient errors are retried by the SDKs', fun
         // Each fault was a throttling answer the SDK retried, and the metrics were told so.
         expect(seen.throttled, 'throttled').to.equal(4);
         expect(seen.retries, 'retries').to.equal(4);
+      });
+
+      // A connection reset after the headers is past the SDKs' request
+      // retries (S3's ends when the headers arrive): the driver must read the
+      // object again, whole, rather than fail or return half of it.
+      it('reads a small object again whole when its body is cut off halfway', async () => {
+        const data = randomBytes(50000);
+        await d.putContent({}, '/r/cut', data);
+        const before = proxy.bodiesCut();
+        proxy.cutBodies(1);
+        const got = await d.getContent({}, '/r/cut');
+        proxy.cutBodies(0);
+        expect(proxy.bodiesCut() - before, 'bodies cut').to.equal(1);
+        expect(got.length).to.equal(data.length);
+        expect(got.equals(data)).to.equal(true);
+      });
+
+      // A streamed read (a blob served without a redirect) cut off halfway
+      // must fail, so that the client's connection is closed, not hang.
+      it('fails a streamed read whose body is cut off halfway, and does not hang', async () => {
+        const data = randomBytes(50000);
+        await d.putContent({}, '/r/cutstream', data);
+        proxy.cutBodies(1);
+        const s = await d.reader({}, '/r/cutstream', 0);
+        let n = 0;
+        const err = await (async () => {
+          try { for await (const c of s) n += (c as Buffer).length; } catch (e) { return e as Error; }
+          return null;
+        })();
+        proxy.cutBodies(0);
+        expect(n, 'bytes read').to.be.below(data.length);
+        expect(err, `read ${n} bytes and ended`).to.be.instanceOf(Error);
+        // The store still serves the object whole.
+        expect((await d.getContent({}, '/r/cutstream')).equals(data)).to.equal(true);
       });
 
       it('reports a store that keeps failing as a StorageDriverError', async () => {
