@@ -3,10 +3,9 @@
 // pull, and manifest GET / blob HEAD at 64 connections.
 // Usage: npm run bench [-- --size-mib 512 --reps 3 --seconds 10 --load-reps 5 --warmup 2 --dir /dev/shm --only small|push]
 // Needs docker-registry, ab, curl and python3 (apt-get install docker-registry apache2-utils curl python3).
-import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import * as http from 'node:http';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -14,11 +13,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitForHttp } from '../test/helpers/registry.js';
 import { track } from '../test/helpers/children.js';
+import { type Target, abs, cpuSeconds, registryConfig, makeBlob, pull, pushChunked as pushChunkedFile, pushMonolithic as pushMonolithicFile, startCeiling } from './blobPush.js';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
 const SIZE = Number(args.get('size-mib') ?? 512) << 20;
-const CHUNK = 16 << 20;
 const REPS = Number(args.get('reps') ?? 3);
 const SECONDS = Number(args.get('seconds') ?? 10);
 const CONNECTIONS = 64;
@@ -33,23 +32,6 @@ const spreads: Record<string, number[]> = {};
 let blobFile = '';
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-interface Target { name: string; url: string; proc?: ChildProcess; server?: http.Server; dir: string }
-
-/** A server that takes bytes and stores nothing: what the push client itself
- *  can do (curl, one process per request), the ceiling for any registry here. */
-async function startCeiling(base: string): Promise<Target> {
-  const server = http.createServer((req, res) => {
-    req.on('data', () => {});
-    req.on('end', () => {
-      res.statusCode = req.method === 'PUT' ? 201 : 202;
-      res.setHeader('Location', '/v2/ceiling/blobs/uploads/x');
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { name: 'ceiling', url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server, dir: base };
-}
-
 async function start(name: 'ours' | 'distribution' | 'ours-metrics', base: string): Promise<Target> {
   const dir = join(base, name);
   await mkdir(dir, { recursive: true });
@@ -58,7 +40,7 @@ async function start(name: 'ours' | 'distribution' | 'ours-metrics', base: strin
   // Same settings for both: filesystem, in-memory descriptor cache, no access log.
   // ours-metrics: the same with Prometheus metrics on (the debug listener), to price them.
   const debug = name === 'ours-metrics' ? `  debug:\n    addr: 127.0.0.1:${await freePort()}\n    prometheus:\n      enabled: true\n` : '';
-  await writeFile(cfg, `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\n  cache:\n    blobdescriptor: inmemory\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bench\n${debug}`);
+  await writeFile(cfg, registryConfig(dir, port, debug));
   const proc = name !== 'distribution'
     ? track(spawn(process.execPath, [...NODE_FLAGS, join(REPO_ROOT, 'dist/cmd/registry.js'), 'serve', cfg], { stdio: 'ignore', detached: true }))
     : track(spawn('docker-registry', ['serve', cfg], { stdio: 'ignore', detached: true }));
@@ -71,23 +53,6 @@ function stop(t: Target): void {
   t.server?.close();
   t.server?.closeAllConnections();
   if (t.proc) try { process.kill(-t.proc.pid!, 'SIGKILL'); } catch { /* gone */ }
-}
-
-/** Writes SIZE bytes of deterministic data to a file, chunk by chunk (never
- *  held whole), and returns its digest. Clients then stream from the file. */
-async function makeBlob(file: string): Promise<string> {
-  const h = createHash('sha256');
-  const fh = await open(file, 'w');
-  const block = Buffer.alloc(1 << 20);
-  for (let o = 0; o < block.length; o += 64) createHash('sha512').update(String(o)).digest().copy(block, o);
-  for (let off = 0, i = 0; off < SIZE; off += block.length, i++) {
-    block.writeUInt32LE(i, 0);
-    const part = block.subarray(0, Math.min(block.length, SIZE - off));
-    h.update(part);
-    await fh.write(part);
-  }
-  await fh.close();
-  return `sha256:${h.digest('hex')}`;
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
@@ -104,56 +69,6 @@ function request(url: string, method: string, headers: Record<string, string>, b
     if (body) body.pipe(r);
     else r.end();
   });
-}
-
-function abs(base: string, loc: string): string { return new URL(loc, base).toString(); }
-
-/** curl as the client: it streams files at ~1 GB/s here, so the registry is what is measured. */
-function curl(args: string[]): Promise<{ status: number; headers: Record<string, string> }> {
-  return new Promise((resolve, reject) => {
-    execFile('curl', ['-s', '-S', '-D', '-', '-o', '/dev/null', ...args], { encoding: 'utf8' }, (e, stdout, stderr) => {
-      if (e) { reject(new Error(`curl ${args.join(' ')}: ${stderr}`)); return; }
-      const blocks = stdout.trim().split(/\r?\n\r?\n/);
-      const lines = blocks[blocks.length - 1].split(/\r?\n/);
-      const status = Number(lines[0].split(' ')[1]);
-      const headers: Record<string, string> = {};
-      for (const l of lines.slice(1)) { const i = l.indexOf(':'); if (i > 0) headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim(); }
-      resolve({ status, headers });
-    });
-  });
-}
-
-const withDigest = (loc: string, dgst: string) => `${loc}${loc.includes('?') ? '&' : '?'}digest=${dgst}`;
-
-async function startUpload(t: Target, repo: string): Promise<string> {
-  const post = await curl(['-X', 'POST', '-H', 'Content-Length: 0', `${t.url}/v2/${repo}/blobs/uploads/`]);
-  if (post.status !== 202) throw new Error(`${t.name} POST: ${post.status}`);
-  return abs(t.url, post.headers.location);
-}
-
-async function pushMonolithic(t: Target, repo: string, dgst: string): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  const loc = await startUpload(t, repo);
-  const put = await curl(['-X', 'PUT', '-H', 'Content-Type: application/octet-stream', '-T', blobFile, withDigest(loc, dgst)]);
-  if (put.status !== 201) throw new Error(`${t.name} monolithic push: ${put.status}`);
-  return Number(process.hrtime.bigint() - t0) / 1e9;
-}
-
-/** One keep-alive connection for all chunks (bench/chunked_push.py): a curl
- *  process per chunk would cost more than the registries do. */
-async function pushChunked(t: Target, repo: string, dgst: string): Promise<number> {
-  const script = join(REPO_ROOT, 'bench', 'chunked_push.py');
-  const out = await new Promise<string>((resolve, reject) => {
-    execFile('python3', [script, t.url, repo, blobFile, String(CHUNK), dgst], { encoding: 'utf8' }, (e, stdout, stderr) => (e ? reject(new Error(`${t.name} chunked push: ${stderr}`)) : resolve(stdout)));
-  });
-  return Number(out.trim());
-}
-
-async function pull(t: Target, repo: string, dgst: string): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  const res = await curl([`${t.url}/v2/${repo}/blobs/${dgst}`]);
-  if (res.status !== 200) throw new Error(`${t.name} pull: ${res.status}`);
-  return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
 function small(b: Buffer) { return Readable.from([b]); }
@@ -177,13 +92,6 @@ async function pushSmallImage(t: Target): Promise<{ blob: string }> {
   return { blob: d(layer) };
 }
 
-/** CPU seconds (user + system) a process has used, from /proc. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
-  const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (100 a second)
-}
-
 let lastCompleted = 0;
 
 /** Requests per second from ApacheBench (C, keep-alive); HEAD with -i. */
@@ -201,7 +109,13 @@ async function load(url: string, method: 'GET' | 'HEAD', headers: Record<string,
   return Number(/Requests per second:\s+([\d.]+)/.exec(out)![1]);
 }
 
+/** The blob measures that have per-round ratios. */
+const blobMeasures = (sp: Record<string, number[]>) => Object.keys(sp).filter((k) => k.startsWith('ratio ')).map((k) => k.slice(6));
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const pushMonolithic = (t: Target, repo: string, dgst: string) => pushMonolithicFile(t, repo, blobFile, dgst);
+const pushChunked = (t: Target, repo: string, dgst: string) => pushChunkedFile(t, repo, blobFile, dgst);
 
 async function main(): Promise<void> {
   const version = spawnSync('docker-registry', ['--version'], { encoding: 'utf8' }).stdout.trim();
@@ -209,7 +123,7 @@ async function main(): Promise<void> {
   const base = await mkdtemp(join(args.get('dir') ?? tmpdir(), 'registry-bench-'));
   blobFile = join(base, 'blob');
   const big = ONLY !== 'small';
-  const dgst = big ? await makeBlob(blobFile) : '';
+  const dgst = big ? await makeBlob(blobFile, SIZE) : '';
   const targets = big ? [await start('ours', base), await start('distribution', base)] : [];
   const results: Record<string, Record<string, number>> = { ours: {}, distribution: {}, ceiling: {} };
   const ceiling = await startCeiling(base);
@@ -219,9 +133,15 @@ async function main(): Promise<void> {
       // Interleaved runs, each into an empty blob store, so background
       // writeback from one run burdens both registries alike.
       const times: Record<string, Record<string, number[]>> = { ours: {}, distribution: {} };
+      // The registry's CPU time (every thread: hashing and writes run on the
+      // thread pool) per MiB moved, beside the wall time.
       const run = async (t: Target, label: string, fn: () => Promise<number>) => {
+        const c0 = await cpuSeconds(t.proc!.pid!);
         (times[t.name][label] ??= []).push(await fn());
+        (spreads[`cpu ${t.name} ${label}`] ??= []).push(((await cpuSeconds(t.proc!.pid!)) - c0) * 1000 / mb);
       };
+      // One warm-up push each, not counted: a registry in service is warm.
+      for (const t of targets) await pushMonolithic(t, 'bench/warm', dgst);
       for (let i = 0; i < REPS; i++) {
         for (const t of i % 2 ? [...targets].reverse() : targets) {
           await rm(join(t.dir, 'data', 'docker/registry/v2/blobs'), { recursive: true, force: true });
@@ -231,10 +151,20 @@ async function main(): Promise<void> {
           await run(t, 'pull MB/s', () => pull(t, `bench/chunked${i}`, dgst));
         }
       }
-      for (const t of targets) for (const [label, ts] of Object.entries(times[t.name])) results[t.name][label] = mb / median(ts);
+      for (const t of targets) for (const [label, ts] of Object.entries(times[t.name])) {
+        results[t.name][label] = mb / median(ts);
+        spreads[`${t.name} ${label}`] = ts.map((x) => mb / x);
+      }
+      // The ratio of each round (ours against docker-registry, back to back).
+      for (const label of Object.keys(times.ours)) {
+        spreads[`ratio ${label}`] = times.ours[label].map((x, i) => times.distribution[label][i] / x);
+      }
+      const ceilingRuns = async (fn: () => Promise<number>) => { const a = []; for (let i = 0; i < REPS; i++) a.push(mb / await fn()); return a; };
+      spreads['ceiling push monolithic MB/s'] = await ceilingRuns(() => pushMonolithic(ceiling, 'c', dgst));
+      spreads['ceiling push chunked 16 MiB MB/s'] = await ceilingRuns(() => pushChunked(ceiling, 'c', dgst));
       results.ceiling = {
-        'push monolithic MB/s': mb / median(await (async () => { const a = []; for (let i = 0; i < REPS; i++) a.push(await pushMonolithic(ceiling, 'c', dgst)); return a; })()),
-        'push chunked 16 MiB MB/s': mb / median(await (async () => { const a = []; for (let i = 0; i < REPS; i++) a.push(await pushChunked(ceiling, 'c', dgst)); return a; })()),
+        'push monolithic MB/s': median(spreads['ceiling push monolithic MB/s']),
+        'push chunked 16 MiB MB/s': median(spreads['ceiling push chunked 16 MiB MB/s']),
       };
     }
     // Small requests, each round on fresh processes (a process that just
@@ -294,7 +224,18 @@ async function main(): Promise<void> {
     const c = results.ceiling[k];
     lines.push(`| ${k} | ${o.toFixed(0)} | ${d.toFixed(0)} | ${k.includes('CPU') ? `${(d / o).toFixed(2)}x less` : `${(o / d).toFixed(2)}x`} | ${c === undefined ? '' : c.toFixed(0)} |`);
   }
-  lines.push('', `metrics on vs off (${LOAD_REPS} interleaved rounds each, median; spread min-max):`, '', '| measure | off | on | on/off | off spread | on spread |', '|---|---:|---:|---:|---|---|');
+  if (big) {
+    // The spread of the blob runs, and the share of the client's ceiling.
+    const mm = (k: string, f = 0) => { const xs = spreads[k]; return xs ? `${Math.min(...xs).toFixed(f)}-${Math.max(...xs).toFixed(f)}` : ''; };
+    lines.push('', `blob runs, spread min-max (${REPS} runs each; the ratio is each round's, ours against docker-registry back to back):`, '',
+      '| measure | ours | docker-registry 2.8.2 | ratio, median | ratio, min-max | client ceiling | ours / ceiling | CPU ms/MiB, ours | CPU ms/MiB, docker-registry |', '|---|---|---|---:|---|---|---:|---:|---:|');
+    for (const k of blobMeasures(spreads)) {
+      const c = results.ceiling[k];
+      const cpu = (n: string) => median(spreads[`cpu ${n} ${k}`]).toFixed(2);
+      lines.push(`| ${k} | ${mm(`ours ${k}`)} | ${mm(`distribution ${k}`)} | ${median(spreads[`ratio ${k}`]).toFixed(2)}x | ${mm(`ratio ${k}`, 2)} | ${c === undefined ? '' : mm(`ceiling ${k}`)} | ${c === undefined ? '' : `${(results.ours[k] / c * 100).toFixed(0)}%`} | ${cpu('ours')} | ${cpu('distribution')} |`);
+    }
+  }
+  if (LOAD_REPS > 0) lines.push('', `metrics on vs off (${LOAD_REPS} interleaved rounds each, median; spread min-max):`, '', '| measure | off | on | on/off | off spread | on spread |', '|---|---:|---:|---:|---|---|');
   for (const k of Object.keys(results['ours-metrics'])) {
     const off = results.ours[k];
     const on = results['ours-metrics'][k];
@@ -303,7 +244,7 @@ async function main(): Promise<void> {
   }
   console.log(lines.join('\n'));
   await mkdir(join(REPO_ROOT, 'bench', 'results'), { recursive: true });
-  await writeFile(join(REPO_ROOT, 'bench', 'results', ONLY === 'all' ? 'latest.json' : `latest-${ONLY}.json`), JSON.stringify({ date: new Date().toISOString(), node: process.version, nodeFlags: NODE_FLAGS, results }, null, 2));
+  await writeFile(join(REPO_ROOT, 'bench', 'results', ONLY === 'all' ? 'latest.json' : `latest-${ONLY}.json`), JSON.stringify({ date: new Date().toISOString(), node: process.version, nodeFlags: NODE_FLAGS, results, runs: spreads }, null, 2));
   agent.destroy();
 }
 
