@@ -10,6 +10,7 @@ import { parseManifest } from './manifestParse.js';
 import { ROOT, blobDir, blobsRoot, layerLinkPath, layersRoot, revisionsRoot, tagCurrentLinkPath, tagDir, tagIndexLinkPath, tagsRoot } from './paths.js';
 import type { Registry } from './registry.js';
 import { mapLimit } from '../concurrency.js';
+import { DigestMap, DigestSet, flatDigest } from './digestSet.js';
 import { type ManifestRefs, MarkCache } from './markCache.js';
 import { tagWalkEntry } from './tagStore.js';
 
@@ -91,7 +92,7 @@ interface RepoScan {
   /** manifest -> children (index), blobs (config, layers), subject */
   graph: Map<string, { children: string[]; blobs: string[]; subject?: string }>;
   /** layer link digest -> the link's modification time (ms) */
-  layers: Map<string, number>;
+  layers: DigestMap<number>;
   /** Manifests read from the store (the others came from the mark cache). */
   manifestsRead: number;
 }
@@ -105,11 +106,11 @@ async function scanRepo(registry: Registry, ctx: DriverContext, name: string, ma
   let readFromStore = 0;
   const revisions = new Set<string>();
   const tags = new Map<string, string | null>();
-  const layers = new Map<string, number>();
+  const layers = new DigestMap<number>();
   const graph: RepoScan['graph'] = new Map();
   const readRevisions = async () => {
     for (const alg of await listNames(driver, ctx, revisionsRoot(name))) {
-      for (const hex of await listNames(driver, ctx, `${revisionsRoot(name)}/${alg}`)) revisions.add(`${alg}:${hex}`);
+      for (const hex of await listNames(driver, ctx, `${revisionsRoot(name)}/${alg}`)) revisions.add(flatDigest(`${alg}:${hex}`));
     }
     // What earlier runs read is not read again (lib/storage/markCache.ts).
     const cached = marks ? await marks.read(name) : new Map<string, ManifestRefs>();
@@ -267,9 +268,10 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
   };
 
   // Mark.
-  const marked = new Set<string>();
+  // Compact keys (digestSet.ts): these hold every blob of the registry.
+  const marked = new DigestSet();
   /** Blobs some repository linked within the grace period: kept like young blobs. */
-  const linkedLately = new Set<string>();
+  const linkedLately = new DigestSet();
   const scans: { scan: RepoScan }[] = [];
   const doomed: { repo: string; dgst: string }[] = [];
   const names = await registry.repositories(ctx);
@@ -319,7 +321,7 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
 
 
   // Blobs: every data file under blobs/, unless marked or young.
-  const existing = new Set<string>();
+  const existing = new DigestSet();
   let candidates: { dgst: string; size: number }[] = [];
   try {
     await driver.walk(ctx, blobsRoot(), (fi) => {
@@ -329,13 +331,13 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
       existing.add(dgst);
       if (marked.has(dgst)) return;
       if (fi.modTime.getTime() > cutoff || linkedLately.has(dgst)) { sum.youngKept++; return; }
-      candidates.push({ dgst, size: fi.size });
+      candidates.push({ dgst: flatDigest(dgst), size: fi.size });
     });
   } catch (e) {
     if (!isNotFound(e)) throw e;
   }
   await opts.at?.('marked');
-  const wouldDelete = new Set(candidates.map(({ dgst }) => dgst));
+  const wouldDelete = new DigestSet(candidates.map(({ dgst }) => dgst));
 
   // Online: what writes referenced while we marked is kept, with what it
   // references in turn (an index's children, a manifest's blobs).
