@@ -49,7 +49,9 @@ function selfTimes(p: CpuProfile, w?: Window): Map<number, number> {
   for (let i = 0; i < p.samples.length; i++) {
     at += p.timeDeltas[i] ?? 0;
     if (w && (at < w.from || at > w.to)) continue;
-    const dt = p.timeDeltas[i + 1] ?? 0;
+    // The time until the next sample, cut at the window's end (the last
+    // sample before a quiet spell is followed by a long gap).
+    const dt = Math.min(p.timeDeltas[i + 1] ?? 0, w ? w.to - at : Infinity);
     t.set(p.samples[i], (t.get(p.samples[i]) ?? 0) + Math.max(0, dt));
   }
   return t;
