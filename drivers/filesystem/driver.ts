@@ -14,7 +14,19 @@ import { Semaphore } from '../regulator.js';
 
 const NAME = 'filesystem';
 const FLUSH_EVERY = 32 << 20;
+/** Temp files of putContent beside their target (versions before the temp folder). */
 const STRAY_RE = /\.tmp-[0-9a-f]{12}$/;
+/** putContent's temp files live in one folder at the root, hidden from list
+ *  and walk of '/': a crash's leftovers are found by reading that folder, not
+ *  every folder of the store (see removeStrays). */
+export const TMP_DIR = '_tmp';
+/** In TMP_DIR: no temp file was ever left beside its target since the last full sweep. */
+const SWEPT_MARK = 'swept';
+/** In TMP_DIR: a rename from TMP_DIR failed with EXDEV (a mount inside the
+ *  root), so temp files are written beside their targets again, and every
+ *  sweep is a full one. Removed by hand once the mounts are fixed. */
+const BESIDE_MARK = 'beside';
+const MARKS = new Set([SWEPT_MARK, BESIDE_MARK]);
 /** Retries of a write or delete that lost a race with a delete or write of the same folder. */
 const RACE_RETRIES = 20;
 /** Entries of one directory stat'ed at once by walk. */
@@ -50,8 +62,12 @@ function code(err: unknown): string | undefined {
 
 export class FilesystemDriver implements StorageDriver {
   readonly root: string;
+  private readonly tmpDir: string;
+  /** Set after an EXDEV: temp files go beside their targets. */
+  private beside = false;
   constructor(params: FilesystemParams) {
     this.root = path.resolve(params.rootdirectory);
+    this.tmpDir = path.join(this.root, TMP_DIR);
   }
 
   name(): string { return NAME; }
@@ -74,7 +90,8 @@ export class FilesystemDriver implements StorageDriver {
 
   async putContent(_ctx: DriverContext, p: string, content: Buffer): Promise<void> {
     const target = this.full(p);
-    const tmp = `${target}.tmp-${randomBytes(6).toString('hex')}`;
+    const tempName = () => (this.beside ? `${target}.tmp-${randomBytes(6).toString('hex')}` : path.join(this.tmpDir, `${randomBytes(8).toString('hex')}.tmp`));
+    let tmp = tempName();
     // A concurrent delete of a parent (a tag DELETE racing a tag PUT) can
     // remove the folder between mkdir and rename: make it again and retry, so
     // the write lands whole (or the delete wins first), never a 5xx.
@@ -86,9 +103,23 @@ export class FilesystemDriver implements StorageDriver {
         return;
       } catch (err) {
         await fs.rm(tmp, { force: true }).catch(() => {});
+        if (code(err) === 'EXDEV' && !this.beside) {
+          await this.writeBeside();
+          tmp = tempName();
+          continue;
+        }
         if (code(err) !== 'ENOENT' || attempt >= RACE_RETRIES) throw err;
+        // The temp folder itself may be missing (a new store, or removed).
+        if (!this.beside) await fs.mkdir(this.tmpDir, { recursive: true });
       }
     }
+  }
+
+  /** After an EXDEV: temp files beside their targets from now on, and a mark
+   *  that makes removeStrays look for them everywhere. */
+  private async writeBeside(): Promise<void> {
+    this.beside = true;
+    await fs.writeFile(path.join(this.tmpDir, BESIDE_MARK), `${new Date().toISOString()} rename from ${this.tmpDir} failed with EXDEV: a mount inside the root; remove this file once there is none\n`).catch(() => {});
   }
 
   async reader(_ctx: DriverContext, p: string, offset: number): Promise<Readable> {
@@ -206,7 +237,7 @@ export class FilesystemDriver implements StorageDriver {
     try {
       const names = await fs.readdir(this.full(p));
       const base = p === '/' ? '' : p;
-      return names.sort().map((n) => `${base}/${n}`);
+      return names.filter((n) => base || n !== TMP_DIR).sort().map((n) => `${base}/${n}`);
     } catch (err) {
       if (p === '/' && code(err) === 'ENOENT') return [];
       return this.notFound(err, p);
@@ -261,7 +292,8 @@ export class FilesystemDriver implements StorageDriver {
       }
     };
     const load = async (dir: string, depth: number): Promise<Listed> => {
-      const dirents = await io.run(() => fs.readdir(this.full(dir), { withFileTypes: true }));
+      let dirents = await io.run(() => fs.readdir(this.full(dir), { withFileTypes: true }));
+      if (dir === '/') dirents = dirents.filter((d) => d.name !== TMP_DIR);
       dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       const base = dir === '/' ? '' : dir;
       const l: Listed = {
@@ -304,13 +336,43 @@ export class FilesystemDriver implements StorageDriver {
 
   async redirectURL(): Promise<string | null> { return null; }
 
-  /** putContent's temp files (`<name>.tmp-<12 hex>`) that a crash between write and rename left behind. */
-  async removeStrays(_ctx: DriverContext, p: string, olderThan: Date, dryRun: boolean): Promise<string[]> {
+  /**
+   * Temp files that a crash between putContent's write and rename left, older
+   * than olderThan: those in the temp folder (one listing), and, until one
+   * full sweep has found them all, those beside their targets under p that
+   * versions before the temp folder wrote (`<name>.tmp-<12 hex>`). The full
+   * sweep lists every folder under p (65,000 on a store of 33,000 files:
+   * longer than the rest of a dry run); the swept mark in the temp folder
+   * records that it was done, and the beside mark (after an EXDEV) makes
+   * every sweep a full one.
+   */
+  async removeStrays(ctx: DriverContext, p: string, olderThan: Date, dryRun: boolean): Promise<string[]> {
+    const out: string[] = [];
+    let names: string[] = [];
+    try { names = await fs.readdir(this.tmpDir); } catch (err) { if (code(err) !== 'ENOENT') throw err; }
+    await Promise.all(names.filter((n) => !MARKS.has(n)).map(async (n) => {
+      const f = path.join(this.tmpDir, n);
+      const st = await statFast(f).catch(() => null);
+      if (!st || st.isDirectory() || st.mtime >= olderThan) return;
+      out.push(`/${TMP_DIR}/${n}`);
+      if (!dryRun) await fs.rm(f, { force: true });
+    }));
+    const full = !names.includes(SWEPT_MARK) || names.includes(BESIDE_MARK);
+    if (full) {
+      out.push(...await this.removeStraysBeside(ctx, p, olderThan, dryRun));
+      if (!dryRun && !names.includes(BESIDE_MARK)) {
+        await fs.mkdir(this.tmpDir, { recursive: true });
+        await fs.writeFile(path.join(this.tmpDir, SWEPT_MARK), `${new Date().toISOString()} every folder under ${p} was swept of temp files; new ones are written in ${this.tmpDir}\n`);
+      }
+    }
+    return out.sort();
+  }
+
+  private async removeStraysBeside(_ctx: DriverContext, p: string, olderThan: Date, dryRun: boolean): Promise<string[]> {
     const out: string[] = [];
     // The directory entries' types say what is a folder: only names that look
     // like temp files are stat'ed (a walk would stat every file of the store).
-    // Folders are read WALK_IO at a time, in no order (the result is sorted):
-    // this visits every folder of the store, tens of thousands of them.
+    // Folders are read WALK_IO at a time, in no order (the caller sorts).
     const pending = [p];
     const read = async (dir: string): Promise<void> => {
       let entries;
@@ -352,7 +414,7 @@ export class FilesystemDriver implements StorageDriver {
       pump();
       if (active === 0) resolve();
     });
-    return out.sort();
+    return out;
   }
 
 }
