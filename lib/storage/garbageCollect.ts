@@ -13,6 +13,7 @@ import { mapLimit } from '../concurrency.js';
 import { DigestMap, DigestSet, flatDigest } from './digestSet.js';
 import { type ManifestRefs, MarkCache } from './markCache.js';
 import { tagWalkEntry } from './tagStore.js';
+import { enumerateFiles } from './enumerate.js';
 
 // Storage calls in flight at once: reads while marking, deletes while
 // sweeping. Sequential calls left the store idle between round trips (the
@@ -178,18 +179,10 @@ async function scanRepo(registry: Registry, ctx: DriverContext, name: string, ma
     });
     names.forEach((tag, i) => tags.set(tag, targets[i]));
   };
-  // Layer links with their times, in one walk (a flat listing on object stores).
-  const readLayers = async () => {
-    try {
-      await driver.walk(ctx, layersRoot(name), (fi) => {
-        if (fi.isDir || !fi.path.endsWith('/link')) return;
-        const parts = fi.path.split('/'); // .../_layers/<alg>/<hex>/link
-        layers.set(`${parts[parts.length - 3]}:${parts[parts.length - 2]}`, fi.modTime.getTime());
-      });
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
-  };
+  // Layer links with their times (a flat listing on object stores).
+  const readLayers = () => enumerateFiles(driver, ctx, layersRoot(name), 2, 'link', ([alg, hex], fi) => {
+    layers.set(`${alg}:${hex}`, fi.modTime.getTime());
+  });
   await Promise.all([readRevisions(), readTags(), readLayers()]);
   return { name, revisions, tags, graph, layers, manifestsRead: readFromStore };
 }
@@ -323,19 +316,13 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
   // Blobs: every data file under blobs/, unless marked or young.
   const existing = new DigestSet();
   let candidates: { dgst: string; size: number }[] = [];
-  try {
-    await driver.walk(ctx, blobsRoot(), (fi) => {
-      if (fi.isDir || !fi.path.endsWith('/data')) return;
-      const parts = fi.path.split('/'); // .../blobs/<alg>/<xx>/<hex>/data
-      const dgst = `${parts[parts.length - 4]}:${parts[parts.length - 2]}`;
-      existing.add(dgst);
-      if (marked.has(dgst)) return;
-      if (fi.modTime.getTime() > cutoff || linkedLately.has(dgst)) { sum.youngKept++; return; }
-      candidates.push({ dgst: flatDigest(dgst), size: fi.size });
-    });
-  } catch (e) {
-    if (!isNotFound(e)) throw e;
-  }
+  await enumerateFiles(driver, ctx, blobsRoot(), 3, 'data', ([alg, , hex], fi) => {
+    const dgst = `${alg}:${hex}`;
+    existing.add(dgst);
+    if (marked.has(dgst)) return;
+    if (fi.modTime.getTime() > cutoff || linkedLately.has(dgst)) { sum.youngKept++; return; }
+    candidates.push({ dgst: flatDigest(dgst), size: fi.size });
+  });
   await opts.at?.('marked');
   const wouldDelete = new DigestSet(candidates.map(({ dgst }) => dgst));
 
