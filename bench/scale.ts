@@ -6,8 +6,13 @@
 // RSS for the collections (VmHWM of the process, read from /proc).
 // With --store s3 the store is a bucket on s3rver, behind a proxy that
 // counts every storage request each registry makes (as bench/requests.ts).
-// A run that passes --limit seconds is stopped there and reported as such.
-// Usage: npm run bench:scale [-- --sizes small,medium --dir /tmp --store fs|s3 --limit 900]
+// A run that passes --limit seconds is stopped there and reported as such;
+// --limit-factor F stops docker-registry's collections once they have taken F
+// times as long as ours did (enough to show a ratio of at least F, without
+// waiting hours for the end).
+// On the filesystem, each registry's dry run is timed again on the copy it
+// collected: the run an operator's cron makes after the first.
+// Usage: npm run bench:scale [-- --sizes small,medium --dir /tmp --store fs|s3 --limit 900 --limit-factor 10]
 // Needs docker-registry (apt-get install docker-registry).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -32,17 +37,18 @@ const OURS = join(REPO_ROOT, 'dist/cmd/registry.js');
 const STORE = args.get('store') ?? 'fs';
 if (STORE !== 'fs' && STORE !== 's3') throw new Error('--store is fs or s3');
 const LIMIT_S = Number(args.get('limit') ?? 0);
+const LIMIT_FACTOR = Number(args.get('limit-factor') ?? 0);
 // AWS_CA_BUNDLE (set on some machines) makes distribution's old aws-sdk-go panic at start.
 const { AWS_CA_BUNDLE: _ca, ...ENV } = process.env;
 
-interface Run { seconds: number; peakMiB: number; code: number | null; out: string; stopped: boolean }
+interface Run { seconds: number; peakMiB: number; code: number | null; out: string; stopped: boolean; limitS: number }
 
-/** Runs a command to its end (or to --limit), sampling its peak RSS. */
-async function timed(cmd: string, argv: string[]): Promise<Run> {
+/** Runs a command to its end (or to limitS seconds, 0: none), sampling its peak RSS. */
+async function timed(cmd: string, argv: string[], limitS = LIMIT_S): Promise<Run> {
   const t = performance.now();
   const proc = track(spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: ENV }));
   let stopped = false;
-  const limit = LIMIT_S > 0 ? setTimeout(() => { stopped = true; try { process.kill(-proc.pid!, 'SIGKILL'); } catch { /* gone */ } }, LIMIT_S * 1000) : undefined;
+  const limit = limitS > 0 ? setTimeout(() => { stopped = true; try { process.kill(-proc.pid!, 'SIGKILL'); } catch { /* gone */ } }, limitS * 1000) : undefined;
   let out = '';
   proc.stdout!.on('data', (d) => { out += d; if (out.length > 1 << 20) out = out.slice(-(1 << 19)); });
   proc.stderr!.on('data', (d) => { out += d; if (out.length > 1 << 20) out = out.slice(-(1 << 19)); });
@@ -56,7 +62,7 @@ async function timed(cmd: string, argv: string[]): Promise<Run> {
   const code = await new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c)));
   clearInterval(sample);
   clearTimeout(limit);
-  return { seconds: (performance.now() - t) / 1000, peakMiB: peak / 1024, code, out, stopped };
+  return { seconds: (performance.now() - t) / 1000, peakMiB: peak / 1024, code, out, stopped, limitS };
 }
 
 function get(url: string, method = 'GET'): Promise<{ status: number; link?: string; body: string }> {
@@ -261,19 +267,32 @@ async function measureSize(sizeName: string): Promise<{ size: string; gen: Gener
       const readCfg = await config(dir, `${who}-read`, places.read, port);
       const gcCfg = await config(dir, `${who}-gc`, ours ? places.oursGc : places.theirsGc, port);
       const record = (key: string, r: Run) => {
-        if (r.stopped) { row[`${key}, s`] = `>${LIMIT_S} (stopped)`; console.log(`${who} ${key}: stopped at ${LIMIT_S} s`); } else {
+        if (r.stopped) { row[`${key}, s`] = `>${Math.round(r.limitS)} (stopped)`; console.log(`${who} ${key}: stopped at ${Math.round(r.limitS)} s`); } else {
           if (r.code !== 0) throw new Error(`${who} ${key} failed: ${r.out.slice(-2000)}`);
           row[`${key}, s`] = r.seconds;
         }
         row[`${key}, peak RSS MiB`] = r.peakMiB;
         requests(row, key);
       };
+      /** docker-registry's limit for a measure: --limit, or --limit-factor times ours. */
+      const limitFor = (key: string) => {
+        const mine = out.ours[`${key}, s`];
+        const byFactor = LIMIT_FACTOR > 0 && typeof mine === 'number' ? LIMIT_FACTOR * mine : 0;
+        return [LIMIT_S, byFactor].filter((x) => x > 0).reduce((a, b) => Math.min(a, b), Infinity);
+      };
+      const theirLimit = (key: string) => { const l = limitFor(key); return Number.isFinite(l) ? l : 0; };
       proxy?.take();
       record('gc --dry-run', ours ? await timed(process.execPath, [OURS, 'garbage-collect', readCfg, '--dry-run', '--grace', '0s'])
-        : await timed('docker-registry', ['garbage-collect', '--dry-run', readCfg]));
+        : await timed('docker-registry', ['garbage-collect', '--dry-run', readCfg], theirLimit('gc --dry-run')));
       const real = ours ? await onlineCollection(dir, places.oursGc, nodePlace(places.oursGc), row)
-        : await timed('docker-registry', ['garbage-collect', '--delete-untagged', gcCfg]);
+        : await timed('docker-registry', ['garbage-collect', '--delete-untagged', gcCfg], theirLimit('gc --delete-untagged'));
       record('gc --delete-untagged', real);
+      // The next run on the same store, as a cron job makes it (on s3 this
+      // would double an already long run, and s3 has no stray sweep).
+      if (STORE === 'fs' && !real.stopped) {
+        record('gc --dry-run after the collection', ours ? await timed(process.execPath, [OURS, 'garbage-collect', gcCfg, '--dry-run', '--grace', '0s'])
+          : await timed('docker-registry', ['garbage-collect', '--dry-run', gcCfg]));
+      }
       // Reads on the untouched copy, on a freshly started server each (cold caches).
       let s = await serve(ours, readCfg, port);
       try {
@@ -333,7 +352,9 @@ async function main(): Promise<void> {
         : Number.isInteger(x) ? String(x) : x.toFixed(x < 10 ? 3 : 1));
       const a = r.ours[k];
       const b = r.theirs[k];
-      const ratio = typeof a === 'number' && typeof b === 'number' && !/seen|pages/.test(k) ? `${(b / a).toFixed(2)}x` : '';
+      const stoppedAt = typeof b === 'string' ? Number(/^>(\d+)/.exec(b)?.[1]) : NaN;
+      const ratio = typeof a === 'number' && typeof b === 'number' && !/seen|pages/.test(k) ? `${(b / a).toFixed(2)}x`
+        : typeof a === 'number' && stoppedAt > 0 ? `>${(stoppedAt / a).toFixed(1)}x` : '';
       console.log(`| ${k} | ${fmt(a)} | ${fmt(b)} | ${ratio} |`);
     }
     console.log('');
