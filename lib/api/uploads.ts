@@ -171,15 +171,18 @@ export const startUpload: Handler = async (app, req, res, p) => {
 };
 
 /** Resumes the upload under its lock and appends the request body; on a
- *  refused chunk the answer says where the upload stands. */
-async function withBody(app: App, req: Request, res: Response, name: string, uuid: string, then: (w: BlobWriter) => Promise<void>): Promise<void> {
+ *  refused chunk the answer says where the upload stands. Resolves with
+ *  then()'s result once the lock is released: the caller answers only
+ *  after that, or a client that sends its next chunk to another node on
+ *  the answer would find the session still locked (seen in CI: 416). */
+async function withBody<T>(app: App, req: Request, res: Response, name: string, uuid: string, then: (w: BlobWriter) => Promise<T>): Promise<T> {
   const ctx = driverContext(app, req);
   const repo = app.registry.repository(name);
   checkState(app, req, name, uuid);
   // One writer per session: within this node by a mutex, across nodes by a
   // Redis lock (a client sending two chunks of one session at once to two
   // nodes would otherwise interleave them).
-  await app.uploadLocks.run(uuid, async () => {
+  return app.uploadLocks.run(uuid, async () => {
     const held = app.uploadLock ? await app.uploadLock(uuid) : undefined;
     if (held === null) {
       throw err('RANGE_INVALID', 'another request is writing to this upload session: send chunks one at a time, in order', { uuid });
@@ -197,7 +200,7 @@ async function withBody(app: App, req: Request, res: Response, name: string, uui
         await w.close();
         throw e;
       }
-      await then(w);
+      return await then(w);
     } finally {
       await held?.release();
     }
@@ -206,10 +209,11 @@ async function withBody(app: App, req: Request, res: Response, name: string, uui
 
 export const patchUpload: Handler = async (app, req, res, p) => {
   readOnly(app);
-  await withBody(app, req, res, p.name, p.uuid!, async (w) => {
+  const w = await withBody(app, req, res, p.name, p.uuid!, async (w) => {
     await w.close();
-    sendUploadStatus(app, req, res, p.name, w.id, w.size(), w.startedAt, 202);
+    return w;
   });
+  sendUploadStatus(app, req, res, p.name, w.id, w.size(), w.startedAt, 202);
 };
 
 export const putUpload: Handler = async (app, req, res, p) => {
@@ -219,10 +223,8 @@ export const putUpload: Handler = async (app, req, res, p) => {
     throw err('DIGEST_INVALID', digest === undefined ? 'the digest query parameter is required to finish an upload' : `invalid digest: ${String(digest).slice(0, 200)}`);
   }
   await gcGate(app, res, [digest]);
-  await withBody(app, req, res, p.name, p.uuid!, async (w) => {
-    const size = await commit(app, req, w, digest);
-    await sendBlobCreated(app, req, res, p.name, digest, size);
-  });
+  const size = await withBody(app, req, res, p.name, p.uuid!, (w) => commit(app, req, w, digest));
+  await sendBlobCreated(app, req, res, p.name, digest, size);
 };
 
 export const getUpload: Handler = async (app, req, res, p) => {

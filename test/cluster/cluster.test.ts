@@ -8,6 +8,7 @@ import { type ChildRegistry, requireTool, spawnRegistry, tempDir } from '../help
 import { type TestRedis, startRedis } from '../helpers/redis.js';
 import { expectError, pushBlob, pushManifest, req } from '../helpers/http.js';
 import { hostOf, skopeo } from '../helpers/skopeo.js';
+import { uploadLockKey } from '../../lib/cache/redisLock.js';
 import { blob, image, imageBlobs, sha256, writeLayout } from '../helpers/ociLayout.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -47,6 +48,26 @@ describe('cluster: three nodes, shared storage, Redis and secret', function () {
     const put = await req(node(2), 'PUT', `${loc.pathname}${loc.search}&digest=${sha256(data)}`);
     expect(put.status, put.body.toString()).to.equal(201);
     for (let i = 0; i < 3; i++) expect(sha256((await req(node(i), 'GET', `/v2/c/chunks/blobs/${sha256(data)}`)).body)).to.equal(sha256(data));
+  });
+
+  it('releases an upload session\'s lock before answering, so the next chunk may go to any node at once', async () => {
+    // The lock was released after the answer went out: a client sending its
+    // next chunk on the 202 to another node could find it held (416 in CI).
+    const data = randomBytes(64 << 10);
+    const post = await req(node(0), 'POST', '/v2/c/lockorder/blobs/uploads/');
+    let loc = new URL(post.headers.get('location')!);
+    const uuid = post.headers.get('docker-upload-uuid')!;
+    const key = uploadLockKey(uuid);
+    const chunk = 4 << 10;
+    for (let off = 0, i = 1; off < data.length; off += chunk, i++) {
+      const res = await req(node(i), 'PATCH', loc.pathname + loc.search, data.subarray(off, off + chunk), { 'Content-Range': `${off}-${off + chunk - 1}` });
+      expect(res.status, res.body.toString()).to.equal(202);
+      expect(await redis.client.exists(key), `lock held after the 202 of chunk ${i}`).to.equal(0);
+      loc = new URL(res.headers.get('location')!);
+    }
+    const put = await req(node(0), 'PUT', `${loc.pathname}${loc.search}&digest=${sha256(data)}`);
+    expect(put.status, put.body.toString()).to.equal(201);
+    expect(await redis.client.exists(key)).to.equal(0);
   });
 
   it('pushes through one node and pulls through another with skopeo', async () => {
