@@ -16,9 +16,12 @@ import { fileURLToPath } from 'node:url';
 import { freePort, waitForHttp } from '../test/helpers/registry.js';
 import { track } from '../test/helpers/children.js';
 import { startRedis } from '../test/helpers/redis.js';
+import { benchArgs } from './args.js';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
+const args = benchArgs(
+  'npm run bench:notifications [-- --pushes 500 --reps 3]',
+  ['pushes', 'reps'],
+);
 const PUSHES = Number(args.get('pushes') ?? 500);
 const REPS = Number(args.get('reps') ?? 3);
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -15,9 +15,12 @@ import { freePort, waitForHttp } from '../test/helpers/registry.js';
 import { track } from '../test/helpers/children.js';
 import { type Target, cpuSeconds, makeBlob, pushChunked, pushMonolithic, registryConfig } from './blobPush.js';
 import { renderFlameGraph } from './flameGraph.js';
+import { benchArgs } from './args.js';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
+const args = benchArgs(
+  'npm run bench:profile [-- --size-mib 512 --reps 3 --dir /var/tmp]',
+  ['dir', 'reps', 'size-mib'],
+);
 const SIZE = Number(args.get('size-mib') ?? 512) << 20;
 const REPS = Number(args.get('reps') ?? 3);
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));

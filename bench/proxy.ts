@@ -21,9 +21,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitForHttp } from '../test/helpers/registry.js';
 import { track } from '../test/helpers/children.js';
+import { benchArgs } from './args.js';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
+const args = benchArgs(
+  'npm run bench:proxy [-- --reps 3 --size-mib 256 --clients 16 --dir /tmp]',
+  ['clients', 'dir', 'reps', 'size-mib'],
+);
 const REPS = Number(args.get('reps') ?? 3);
 const SIZE = Number(args.get('size-mib') ?? 256) << 20;
 const CLIENTS = Number(args.get('clients') ?? 16);

@@ -14,9 +14,12 @@ import { fileURLToPath } from 'node:url';
 import { freePort, waitForHttp } from '../test/helpers/registry.js';
 import { track } from '../test/helpers/children.js';
 import { type Target, abs, cpuSeconds, registryConfig, makeBlob, pull, pushChunked as pushChunkedFile, pushMonolithic as pushMonolithicFile, startCeiling } from './blobPush.js';
+import { benchArgs } from './args.js';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
+const args = benchArgs(
+  'npm run bench [-- --size-mib 512 --reps 3 --seconds 10 --load-reps 5 --warmup 2 --dir /dev/shm --only small|push]',
+  ['dir', 'load-reps', 'node-flags', 'only', 'reps', 'seconds', 'size-mib', 'warmup'],
+);
 const SIZE = Number(args.get('size-mib') ?? 512) << 20;
 const REPS = Number(args.get('reps') ?? 3);
 const SECONDS = Number(args.get('seconds') ?? 10);
@@ -26,7 +29,7 @@ const LOAD_REPS = args.get('only') === 'push' ? 0 : Number(args.get('load-reps')
 const WARMUP = Number(args.get('warmup') ?? 2);
 // --only small: the manifest GET and blob HEAD part alone; --only push: the blob pushes and pull alone.
 const ONLY = args.get('only') ?? 'all';
-// Extra node flags for our registry, to price one (--node-flags '--max-semi-space-size=2'); none by default, as the registry command runs.
+// Extra node flags for our registry, to price one (--node-flags=--max-semi-space-size=2: with '=', as a value that starts with '--' is otherwise taken for an option); none by default, as the registry command runs.
 const NODE_FLAGS = (args.get('node-flags') ?? 'none').split(' ').filter((f) => f && f !== 'none');
 const spreads: Record<string, number[]> = {};
 let blobFile = '';

@@ -27,9 +27,12 @@ import { S3RVER_KEY, S3RVER_SECRET, type S3rver, startS3rver } from '../test/hel
 import { type StorageProxy, s3Kind, startStorageProxy } from '../test/helpers/storageProxy.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { type Generated, SIZES, dirSink, generate, s3rverSink } from './scaleGenerate.js';
+import { benchArgs } from './args.js';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
+const args = benchArgs(
+  'npm run bench:scale [-- --sizes small,medium --dir /tmp --store fs|s3 --limit 900 --limit-factor 10]',
+  ['dir', 'limit', 'limit-factor', 'sizes', 'store'],
+);
 const SIZE_NAMES = (args.get('sizes') ?? 'small,medium').split(',');
 const BASE = args.get('dir') ?? tmpdir();
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
