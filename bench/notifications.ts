@@ -4,7 +4,6 @@
 // accepts at once, one client in a row and 8 at a time; latency per push,
 // median and p90, with no endpoint and with one endpoint on each queue:
 // the disk spool with fsync (the default), without fsync, and Redis.
-// Usage: npm run bench:notifications [-- --pushes 500 --reps 3]
 // Needs docker-registry and redis-server (apt-get install docker-registry redis-server).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';

@@ -4,7 +4,6 @@
 // that the graph leaves out (as it leaves out start-up); each profile becomes
 // a flame graph (docs/flame-push-monolithic.png, docs/flame-push-chunked.png)
 // and a list of the functions by self time (bench/results/profile-latest.json).
-// Usage: npm run bench:profile [-- --size-mib 512 --reps 3 --dir /var/tmp]
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';

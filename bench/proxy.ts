@@ -9,7 +9,6 @@
 // Each fresh proxy first pulls another image twice (JIT warm-up), then
 // its upstream counters are reset. A pull is what a client does: manifest GET by tag, then the config and the
 // layers at once, each body read to the end (and discarded).
-// Usage: npm run bench:proxy [-- --reps 3 --size-mib 256 --clients 16 --dir /tmp]
 // Needs docker-registry (apt-get install docker-registry).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';

@@ -1,7 +1,6 @@
 // Benchmarks us against docker-registry 2.8.2, side by side in one run, on
 // the filesystem driver: 512 MiB blob push (monolithic and 16 MiB chunks),
 // pull, and manifest GET / blob HEAD at 64 connections.
-// Usage: npm run bench [-- --size-mib 512 --reps 3 --seconds 10 --load-reps 5 --warmup 2 --dir /dev/shm --only small|push]
 // Needs docker-registry, ab, curl and python3 (apt-get install docker-registry apache2-utils curl python3).
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';

@@ -12,7 +12,6 @@
 // waiting hours for the end).
 // On the filesystem, each registry's dry run is timed again on the copy it
 // collected: the run an operator's cron makes after the first.
-// Usage: npm run bench:scale [-- --sizes small,medium --dir /tmp --store fs|s3 --limit 900 --limit-factor 10]
 // Needs docker-registry (apt-get install docker-registry).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
