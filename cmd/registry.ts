@@ -10,7 +10,7 @@ import { ConfigError, warningText } from '../lib/config/schema.js';
 import { effectiveYAML } from '../lib/config/effective.js';
 import { tlsOptions } from '../lib/listen.js';
 import { createLogger } from '../lib/log.js';
-import { tuneHeap } from '../lib/heap.js';
+import { tuneHeap, tuneHeapForBatch } from '../lib/heap.js';
 import { startTracing, tracingRequested } from '../lib/tracing/tracing.js';
 import { createDriver } from '../drivers/factory.js';
 import { parseDuration } from '../lib/config/duration.js';
@@ -249,6 +249,7 @@ program.command('garbage-collect')
   .option('--offline', 'without Redis: confirm that no registry serves writes on this storage (stopped or read-only)')
   .option('--metrics-file <path>', 'write the run\'s metrics there, in node-exporter\'s textfile format (for cron jobs)')
   .action(async (file: string | undefined, opts: { dryRun?: boolean; deleteUntagged?: boolean; grace: string; settle: string; offline?: boolean; metricsFile?: string }) => {
+    tuneHeapForBatch();
     const config = configOrExit(file);
     const graceMs = parseDuration(opts.grace);
     const settleMs = parseDuration(opts.settle);
@@ -339,7 +340,9 @@ program.command('garbage-collect')
     console.log(`\n${summary.repositories} repositories, ${summary.manifestsMarked} manifests and ${summary.blobsMarked} blobs marked `
       + `(${summary.manifestsRead} manifests read, the others known from earlier runs); `
       + `${verb} ${summary.manifestsDeleted.length} manifests, ${summary.blobsDeleted.length} blobs (${formatBytes(summary.bytesFreed)}), `
-      + `${summary.layerLinksDeleted} layer links, ${summary.tagFoldersDeleted} empty tag folders, ${summary.straysDeleted} stray temp files; `
+      + `${summary.layerLinksDeleted} layer links, ${summary.tagFoldersDeleted} empty tag folders, ${summary.straysDeleted} stray temp files`
+      + (summary.straySweepPartial ? ' (of _tmp/ only: the next real run also lists every folder once for temp files older versions left beside their targets)' : '')
+      + '; '
       + `kept ${summary.youngKept} unreferenced blobs younger than ${opts.grace}; `
       + (summary.rescued ? `kept ${summary.rescued} that writes referenced during the run; ` : '')
       + (summary.tagIndexEntriesWritten ? `wrote ${summary.tagIndexEntriesWritten} digest-index entries for tags from before the index; ` : '')

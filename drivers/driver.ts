@@ -46,6 +46,14 @@ export interface FileWriter {
 
 export type WalkResult = void | 'skipdir';
 
+/** What removeStrays found, and whether it looked everywhere a real run would. */
+export interface StraySweep {
+  paths: string[];
+  /** A dry run left out a search the next real run makes (the filesystem's
+   *  listing of every folder for older versions' temp files). */
+  partial: boolean;
+}
+
 export interface StorageDriver {
   name(): string;
   getContent(ctx: DriverContext, path: string): Promise<Buffer>;
@@ -84,7 +92,7 @@ export interface StorageDriver {
   /** Optional: removes files a crash of this driver can leave behind (the
    *  filesystem's putContent temp files) below path, if older than olderThan;
    *  returns the paths (removed, or that would be with dryRun). */
-  removeStrays?(ctx: DriverContext, path: string, olderThan: Date, dryRun: boolean): Promise<string[]>;
+  removeStrays?(ctx: DriverContext, path: string, olderThan: Date, dryRun: boolean): Promise<StraySweep>;
   /** Optional: deletes many files (files, not directories; one that is
    *  missing is no error) in as few requests as the store allows: S3's
    *  DeleteObjects takes 1,000 keys, Azure's blob batch 256. For files

@@ -79,10 +79,12 @@ describe('filesystem driver: the temp folder and the stray sweep', () => {
     const beside = join(dir, 'r', 'link.tmp-0123456789ab');
     for (const f of [oldTmp, freshTmp, beside]) await writeFile(f, 'x');
     for (const f of [oldTmp, beside]) await utimes(f, past, past);
-    // A dry run reports both, deletes nothing and leaves no mark.
-    expect(await d.removeStrays!({}, '/', cutoff(), true)).to.deep.equal(['/_tmp/0123456789abcdef.tmp', '/r/link.tmp-0123456789ab']);
+    // A dry run reads _tmp alone and says it did not look beside the
+    // targets; it deletes nothing and leaves no mark.
+    expect(await d.removeStrays!({}, '/', cutoff(), true)).to.deep.equal({ paths: ['/_tmp/0123456789abcdef.tmp'], partial: true });
     expect((await readdir(join(dir, '_tmp'))).sort()).to.deep.equal(['0123456789abcdef.tmp', 'fedcba9876543210.tmp']);
-    expect(await d.removeStrays!({}, '/', cutoff(), false)).to.deep.equal(['/_tmp/0123456789abcdef.tmp', '/r/link.tmp-0123456789ab']);
+    expect((await readdir(join(dir, 'r'))).sort()).to.deep.equal(['link', 'link.tmp-0123456789ab']);
+    expect(await d.removeStrays!({}, '/', cutoff(), false)).to.deep.equal({ paths: ['/_tmp/0123456789abcdef.tmp', '/r/link.tmp-0123456789ab'], partial: false });
     expect((await readdir(join(dir, '_tmp'))).sort()).to.deep.equal(['fedcba9876543210.tmp', 'swept']);
     expect(await readdir(join(dir, 'r'))).to.deep.equal(['link']);
     // After the full sweep only _tmp is read: a file beside a target now is
@@ -90,7 +92,8 @@ describe('filesystem driver: the temp folder and the stray sweep', () => {
     await writeFile(beside, 'x');
     await utimes(beside, past, past);
     await utimes(freshTmp, past, past);
-    expect(await d.removeStrays!({}, '/', cutoff(), false)).to.deep.equal(['/_tmp/fedcba9876543210.tmp']);
+    expect(await d.removeStrays!({}, '/', cutoff(), true)).to.deep.equal({ paths: ['/_tmp/fedcba9876543210.tmp'], partial: false });
+    expect(await d.removeStrays!({}, '/', cutoff(), false)).to.deep.equal({ paths: ['/_tmp/fedcba9876543210.tmp'], partial: false });
     expect((await readdir(join(dir, 'r'))).sort()).to.deep.equal(['link', 'link.tmp-0123456789ab']);
   });
 
@@ -115,7 +118,8 @@ describe('filesystem driver: the temp folder and the stray sweep', () => {
       await writeFile(join(dir, 'q', 'link.tmp-aaaaaaaaaaaa'), 'x');
       await utimes(join(dir, 'q', 'link.tmp-aaaaaaaaaaaa'), past, past);
       await writeFile(join(shm, 'swept'), 'x'); // even so: beside wins
-      expect(await d.removeStrays!({}, '/', cutoff(), false)).to.deep.equal(['/q/link.tmp-aaaaaaaaaaaa']);
+      expect(await d.removeStrays!({}, '/', cutoff(), true)).to.deep.equal({ paths: [], partial: true });
+      expect(await d.removeStrays!({}, '/', cutoff(), false)).to.deep.equal({ paths: ['/q/link.tmp-aaaaaaaaaaaa'], partial: false });
     } finally {
       await rm(shm, { recursive: true, force: true });
     }

@@ -72,6 +72,9 @@ export interface GCSummary {
   tagFoldersDeleted: number;
   /** Temp files a crash left (filesystem), older than the grace period. */
   straysDeleted: number;
+  /** A dry run left out the search for older versions' temp files that the
+   *  next real run makes (the filesystem's listing of every folder, once). */
+  straySweepPartial: boolean;
   /** Unreferenced blobs kept because they are younger than the grace period. */
   youngKept: number;
   /** Digest-index entries written for repositories tagged before the index. */
@@ -257,7 +260,7 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
   const cutoff = (opts.now ?? new Date()).getTime() - opts.graceMs;
   const sum: GCSummary = {
     repositories: 0, manifestsMarked: 0, blobsMarked: 0, manifestsDeleted: [], blobsDeleted: [],
-    bytesFreed: 0, layerLinksDeleted: 0, tagFoldersDeleted: 0, straysDeleted: 0, youngKept: 0, tagIndexEntriesWritten: 0, rescued: 0, manifestsRead: 0,
+    bytesFreed: 0, layerLinksDeleted: 0, tagFoldersDeleted: 0, straysDeleted: 0, straySweepPartial: false, youngKept: 0, tagIndexEntriesWritten: 0, rescued: 0, manifestsRead: 0,
   };
 
   // Mark.
@@ -483,10 +486,12 @@ export async function garbageCollect(registry: Registry, ctx: DriverContext, opt
   // Files a crash left half-made (the filesystem's temp files), old enough.
   if (driver.removeStrays) {
     if (!opts.dryRun) await guard();
-    for (const p of await driver.removeStrays(ctx, ROOT, new Date(cutoff), opts.dryRun).catch((e) => { if (isNotFound(e)) return []; throw e; })) {
+    const swept = await driver.removeStrays(ctx, ROOT, new Date(cutoff), opts.dryRun).catch((e) => { if (isNotFound(e)) return { paths: [], partial: false }; throw e; });
+    for (const p of swept.paths) {
       emit(`stray temp file eligible for deletion: ${p}`);
       sum.straysDeleted++;
     }
+    sum.straySweepPartial = swept.partial;
   }
   return sum;
 }

@@ -147,6 +147,10 @@ describe('garbage-collect', function () {
     await reg.stop();
     reg = undefined;
 
+    // A dry run before the first real collection reads _tmp/ alone for
+    // stray temp files, and says that the real run looks everywhere once.
+    const dry = await gc(cfg, '--dry-run', '--delete-untagged', '--grace', '0s');
+    expect(dry.stdout).to.match(/0 stray temp files \(of _tmp\/ only: the next real run also lists every folder once/);
     const before = await storedBlobs(root);
     const res = await gc(cfg, '--delete-untagged', '--grace', '0s', '--offline');
     expect(res.code, res.stderr + res.stdout).to.equal(0);
@@ -180,6 +184,9 @@ describe('garbage-collect', function () {
     reg = undefined;
     const again = await gc(cfg, '--delete-untagged', '--grace', '0s', '--offline');
     expect(again.stdout).to.match(/deleted 0 manifests, 0 blobs/);
+    // That run swept every folder: a dry run now has nothing left out.
+    const dryAfter = await gc(cfg, '--dry-run', '--grace', '0s');
+    expect(dryAfter.stdout).to.match(/0 stray temp files; /);
   });
 
   it('keeps unreferenced blobs younger than the grace period, and refuses to run unsafely', async () => {
