@@ -20,3 +20,19 @@ export function tuneHeap(): string[] {
   setFlagsFromString('--external-memory-accounted-in-global-limit');
   return ['--external-memory-accounted-in-global-limit'];
 }
+
+/**
+ * For the maintenance commands (garbage-collect): a batch job, where memory
+ * matters more than a few per cent of time. V8 lets the heap grow to several
+ * times what is live before its next full collection; a dry run on a store
+ * of 315,000 files had 42 MB live at most but 135 MB of heap (235 MiB peak
+ * RSS). Growing by 30% at a time keeps the heap nearer the live size: 170 MiB
+ * peak RSS in the same time, within the spread (docs/performance.md). It is
+ * no limit: a larger registry still gets the heap it needs. Left alone when
+ * given on the command line.
+ */
+export function tuneHeapForBatch(): string[] {
+  if (process.execArgv.some((a) => a.includes('heap-growing-percent'))) return [];
+  setFlagsFromString('--heap-growing-percent=30');
+  return ['--heap-growing-percent=30'];
+}
