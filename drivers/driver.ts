@@ -91,7 +91,8 @@ export interface StorageDriver {
   readerWithSize?(ctx: DriverContext, path: string, offset: number): Promise<{ stream: Readable; size: number }>;
   /** Optional: removes files a crash of this driver can leave behind (the
    *  filesystem's putContent temp files) below path, if older than olderThan;
-   *  returns the paths (removed, or that would be with dryRun). */
+   *  returns their paths (removed, or that would be with dryRun) and whether
+   *  a dry run left part of the search to the next real run. */
   removeStrays?(ctx: DriverContext, path: string, olderThan: Date, dryRun: boolean): Promise<StraySweep>;
   /** Optional: deletes many files (files, not directories; one that is
    *  missing is no error) in as few requests as the store allows: S3's
