@@ -40,6 +40,7 @@ const azureKind: Classifier = (m, u, h) => {
 const gcsKind: Classifier = (m, u) => {
   const p = u.pathname;
   if (m === 'POST' && p.startsWith('/upload/')) return 'objects.insert';
+  if (m === 'POST' && p === '/batch/storage/v1') return 'batch (delete)';
   if (m === 'POST' && p.endsWith('/compose')) return 'objects.compose';
   if (m === 'POST' && /\/(rewriteTo|copyTo)\//.test(p)) return 'objects.rewrite';
   if (m === 'GET' && /\/b\/[^/]+\/o$/.test(p)) return 'objects.list';

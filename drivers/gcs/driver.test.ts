@@ -7,6 +7,16 @@ import { GcsDriver } from './driver.js';
 import { PART_MARK } from './writer.js';
 import { driverSuite } from '../testsuite/suite.js';
 import { type GcsEmulator, startGcsEmulator } from '../../test/helpers/gcs.js';
+import { type Classifier, startStorageProxy } from '../../test/helpers/storageProxy.js';
+import type { Logger } from 'pino';
+
+const gcsKind: Classifier = (m, u) => (m === 'POST' && u.pathname === '/batch/storage/v1' ? 'batch' : m === 'DELETE' ? 'DELETE' : m);
+
+/** What the driver's files are under /registry/<dir>, as driver paths. */
+async function filesUnder(d: GcsDriver, dir: string): Promise<string[]> {
+  const [files] = await d.bucket.getFiles({ prefix: `registry/${dir}/` });
+  return files.map((f) => f.name.slice('registry'.length)).sort();
+}
 
 describe('gcs driver on the Cloud Storage emulator', function () {
   this.timeout(180000);
@@ -63,5 +73,63 @@ describe('gcs driver on the Cloud Storage emulator', function () {
     const [files] = await raw.bucket.getFiles({ prefix: 'registry/up/' });
     expect(files.map((f) => f.name)).to.deep.equal(['registry/up/data']);
     expect(files.some((f) => f.name.includes(PART_MARK))).to.equal(false);
+  });
+
+  it('deletes files 100 to a batch request, and one request each for those a failed batch left', async () => {
+    const proxy = await startStorageProxy(emu.endpoint, gcsKind);
+    try {
+      const d = new GcsDriver({ bucket: await emu.bucket(), endpoint: proxy.url, rootdirectory: '/registry' });
+      const paths = Array.from({ length: 250 }, (_, i) => `/sweep/${String(i).padStart(3, '0')}/data`);
+      for (let i = 0; i < paths.length; i += 50) await Promise.all(paths.slice(i, i + 50).map((p) => d.putContent({}, p, Buffer.from('x'))));
+      await d.putContent({}, '/sweep/keep/data', Buffer.from('kept'));
+      proxy.take();
+      await d.deleteFiles({}, [...paths, '/sweep/missing/data']);
+      let c = proxy.take().registry;
+      expect(c.get('batch'), 'batch requests').to.equal(3);
+      expect(c.get('DELETE') ?? 0, 'single deletes').to.equal(0);
+      expect(await filesUnder(d, 'sweep')).to.deep.equal(['/sweep/keep/data']);
+
+      // A batch refused as a whole (throttled): its objects go one at a time.
+      const more = paths.slice(0, 40);
+      await Promise.all(more.map((p) => d.putContent({}, p, Buffer.from('y'))));
+      proxy.take();
+      proxy.inject({ status: 503, headers: { 'Content-Type': 'application/json' }, body: '{"error":{"code":503}}' }, 1);
+      await d.deleteFiles({}, more);
+      c = proxy.take().registry;
+      expect(proxy.faultsServed()).to.equal(1);
+      expect(c.get('batch')).to.equal(1);
+      expect(c.get('DELETE')).to.equal(40);
+      expect(await filesUnder(d, 'sweep')).to.deep.equal(['/sweep/keep/data']);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('deletes one object per request, after one warning, where the endpoint has no batch requests', async () => {
+    const plain = await startGcsEmulator({ batch: false });
+    const proxy = await startStorageProxy(plain.endpoint, gcsKind);
+    try {
+      const warnings: string[] = [];
+      const log = { warn: (m: string) => warnings.push(m) } as unknown as Logger;
+      const d = new GcsDriver({ bucket: await plain.bucket(), endpoint: proxy.url, rootdirectory: '/registry', log });
+      const paths = Array.from({ length: 150 }, (_, i) => `/nobatch/${i}/data`);
+      await Promise.all(paths.map((p) => d.putContent({}, p, Buffer.from('x'))));
+      await d.putContent({}, '/nobatch/keep/data', Buffer.from('kept'));
+      proxy.take();
+      await d.deleteFiles({}, paths.slice(0, 100));
+      let c = proxy.take().registry;
+      expect(c.get('batch'), 'one batch tried').to.equal(1);
+      expect(c.get('DELETE')).to.equal(100);
+      await d.deleteFiles({}, paths.slice(100));
+      c = proxy.take().registry;
+      expect(c.get('batch') ?? 0, 'not tried again').to.equal(0);
+      expect(c.get('DELETE')).to.equal(50);
+      expect(await filesUnder(d, 'nobatch')).to.deep.equal(['/nobatch/keep/data']);
+      expect(warnings).to.have.length(1);
+      expect(warnings[0]).to.match(/no batch requests/);
+    } finally {
+      await proxy.close();
+      await plain.stop();
+    }
   });
 });

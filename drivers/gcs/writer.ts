@@ -8,11 +8,13 @@
 import { type Bucket } from '@google-cloud/storage';
 import { type FileWriter, StorageDriverError } from '../driver.js';
 import { stallGuard } from '../wholeRead.js';
+import { BATCH_MAX, type BatchEndpoint, deleteBatch } from './batch.js';
 
 export const PART_MARK = '#part-';
 const OFFSET_DIGITS = 16;
 const COMPOSE_MAX = 32;
 const DELETE_CONCURRENCY = 8;
+const BATCH_CONCURRENCY = 4;
 
 export interface PartRef { name: string; offset: number; size: number; /** base64 state kept with the part, describing offset + size bytes */ kept?: string }
 
@@ -26,6 +28,10 @@ export interface GcsContext {
   canCompose: boolean;
   /** ms a part's body may stall before its read fails (wholeRead.ts). */
   stallMs: number;
+  /** The batch endpoint for deletes (batch.ts); null once it answered that it has none. */
+  batch: BatchEndpoint | null;
+  /** A batch, or a call in one, was answered 429 or 503 (for the metrics). */
+  throttled(): void;
   warnOnce(kind: string, message: string): void;
 }
 
@@ -56,15 +62,37 @@ export async function listParts(c: GcsContext, key: string, path: string): Promi
   return parts;
 }
 
+/** Deletes objects, missing ones included: in batches of 100 where the
+ *  endpoint has them (4 at a time), then one request each, 8 at a time, for
+ *  whatever a batch did not delete (the SDK retries those). */
 export async function deleteObjects(c: GcsContext, names: string[]): Promise<void> {
+  let single = names;
+  if (c.batch && names.length > 1) {
+    single = [];
+    const chunks: string[][] = [];
+    for (let i = 0; i < names.length; i += BATCH_MAX) chunks.push(names.slice(i, i + BATCH_MAX));
+    await pool(chunks, BATCH_CONCURRENCY, async (chunk) => {
+      const batch = c.batch;
+      const r = batch ? await deleteBatch(batch, chunk) : 'unsupported';
+      if (r === 'unsupported') {
+        if (c.batch) {
+          c.batch = null;
+          c.warnOnce('batch', 'gcs: the endpoint has no batch requests (/batch/storage/v1); deleting one object per request');
+        }
+        single.push(...chunk);
+        return;
+      }
+      if (r.throttled) c.throttled();
+      single.push(...r.failed);
+    });
+  }
+  await pool(single, DELETE_CONCURRENCY, (name) => c.bucket.file(name).delete({ ignoreNotFound: true }).then(() => undefined));
+}
+
+async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  const worker = async () => {
-    while (next < names.length) {
-      const name = names[next++];
-      await c.bucket.file(name).delete({ ignoreNotFound: true });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, names.length) }, worker));
+  const worker = async () => { while (next < items.length) await fn(items[next++]!); };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
 }
 
 export class GcsWriter implements FileWriter {

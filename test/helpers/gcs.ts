@@ -18,11 +18,12 @@ export interface GcsEmulator {
   stop(): Promise<void>;
 }
 
-export async function startGcsEmulator(): Promise<GcsEmulator> {
+/** batch: false leaves out the batch endpoint, as on an endpoint without batches. */
+export async function startGcsEmulator(opts: { batch?: boolean } = {}): Promise<GcsEmulator> {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'gcs-emulator-'));
   const proc: ChildProcess = track(spawn(process.execPath, [join(REPO_ROOT, 'test/helpers/gcs-emulator.cjs'), String(port)],
-    { stdio: 'ignore', detached: true, env: { ...process.env, TMPDIR: dir } }));
+    { stdio: 'ignore', detached: true, env: { ...process.env, TMPDIR: dir, GCS_EMULATOR_BATCH: opts.batch === false ? '0' : '1' } }));
   const endpoint = `http://127.0.0.1:${port}`;
   await waitForHttp(`${endpoint}/storage/v1/b`, 30000);
   const storage = new Storage({ apiEndpoint: endpoint, projectId: 'test-project' });
