@@ -184,7 +184,11 @@ export async function flatWalk(
   keys: KeyMapper, prefix: string, page: FlatPage, writerBase: (key: string) => string | null,
   statFile: (path: string) => Promise<FileInfo>, fn: (fi: FileInfo) => Promise<FromResult> | FromResult,
   from?: string,
+  /** false where the store cannot start a listing after a key (Azure):
+   *  a skipped subtree is then paged through, and `from` is not allowed. */
+  canStartAfter = true,
 ): Promise<boolean> {
+  if (from !== undefined && !canStartAfter) throw new Error('flatWalk: this store cannot start a listing after a key');
   const open: string[] = []; // the directories (key prefixes ending in '/') we are inside
   let skip: string | null = null;
   let after: string | undefined = from === undefined ? undefined : prefix + from;
@@ -224,7 +228,7 @@ export async function flatWalk(
     }
     if (!res.next) break;
     const last = res.keys[res.keys.length - 1]?.key;
-    if (skip && last?.startsWith(skip)) {
+    if (skip && canStartAfter && last?.startsWith(skip)) {
       after = skip + AFTER_ALL;
       token = undefined;
     } else {
