@@ -1,12 +1,15 @@
 // The registry on a cloud driver, over real HTTP and skopeo: the same checks
 // for every object store. Two registries share one bucket (one redirecting
 // blob GETs, one streaming them); a third, started as its own process after
-// the others filled the bucket, must serve everything they stored.
+// the others filled the bucket, must serve everything they stored. Last, an
+// offline garbage collection on the bucket deletes exactly what nothing
+// references, in the store's batches, and every tag still pulls.
 import { expect } from 'chai';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type TestRegistry, requireTool, spawnRegistry, startTestRegistry, tempDir } from '../helpers/registry.js';
+import { REGISTRY_BIN, type TestRegistry, requireTool, spawnRegistry, startTestRegistry, tempDir } from '../helpers/registry.js';
 import { expectError, pushBlob, pushManifest, req } from '../helpers/http.js';
 import { hostOf, skopeo } from '../helpers/skopeo.js';
 import { blob, image, imageBlobs, sha256, writeLayout } from '../helpers/ociLayout.js';
@@ -186,6 +189,59 @@ export function cloudRegistrySuite(title: string, start: () => Promise<CloudBack
         expect(((await req(later.url, 'GET', `/v2/c/app/referrers/${img.manifest.digest}`)).json() as { manifests: unknown[] }).manifests).to.deep.equal([]);
         if (requireTool(this, 'skopeo')) {
           await skopeo('copy', `docker://${hostOf(later.url)}/c/img:v1`, `oci:${join(dir, 'later')}:v1`);
+        }
+      } finally {
+        await later.stop();
+      }
+    });
+
+    it('garbage-collect --delete-untagged deletes the unreferenced blobs (more than one delete batch) and untagged manifests, and keeps every tag and a tagged image\'s signature', async function () {
+      // 260 orphans: more than a GCS batch (100) or an Azure one (256).
+      const orphans = Array.from({ length: 260 }, (_, i) => Buffer.from(`orphan ${i} ${randomBytes(4).toString('hex')}`));
+      for (let i = 0; i < orphans.length; i += 20) await Promise.all(orphans.slice(i, i + 20).map((o) => pushBlob(r.url, 'c/gc', o, sha256(o))));
+      // An untagged image whose blobs nothing else references.
+      const untagged = image(1, 'riscv64', 5000);
+      for (const b of [untagged.config, ...untagged.layers]) await pushBlob(r.url, 'c/gc', b.data, b.digest);
+      await pushManifest(r.url, 'c/gc', untagged.manifest.digest, untagged.manifest.data, untagged.manifest.mediaType);
+      // A signature of the tagged image: untagged too, but its subject is kept.
+      const sig = blob(Buffer.from(`{"sig":"${randomBytes(4).toString('hex')}"}`), 'application/vnd.example.sig');
+      const empty = blob(Buffer.from('{}'), 'application/vnd.oci.empty.v1+json');
+      await pushBlob(r.url, 'c/app', sig.data, sig.digest);
+      await pushBlob(r.url, 'c/app', empty.data, empty.digest);
+      const art = blob(Buffer.from(JSON.stringify({
+        schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/vnd.example.sig',
+        config: { mediaType: empty.mediaType, digest: empty.digest, size: empty.size },
+        layers: [{ mediaType: sig.mediaType, digest: sig.digest, size: sig.size }],
+        subject: { mediaType: img.manifest.mediaType, digest: img.manifest.digest, size: img.manifest.size },
+      })), 'application/vnd.oci.image.manifest.v1+json');
+      await pushManifest(r.url, 'c/app', art.digest, art.data, art.mediaType);
+
+      const cfg = join(dir, 'gc.yml');
+      await writeFile(cfg, `version: 0.1\nlog:\n  level: error\nstorage:\n${be.storageYaml(false)}  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: s\n`);
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile(process.execPath, [REGISTRY_BIN, 'garbage-collect', '--offline', '--grace', '0s', '--delete-untagged', cfg], { encoding: 'utf8', maxBuffer: 16 << 20, timeout: 120000 },
+          (e, stdout, stderr) => (e ? reject(new Error(`${e.message}\n${stdout}\n${stderr}`)) : resolve(stdout)));
+      });
+      const eligible = new Set([...out.matchAll(/^blob eligible for deletion: (sha256:[0-9a-f]{64})/gm)].map((m) => m[1]));
+      for (const o of orphans) expect(eligible.has(sha256(o)), 'an orphan blob').to.equal(true);
+      for (const b of [untagged.config, ...untagged.layers, untagged.manifest]) expect(eligible.has(b.digest), 'an untagged image\'s blob').to.equal(true);
+      for (const b of [img.config, ...img.layers, img.manifest, sig, empty, art]) expect(eligible.has(b.digest), 'a kept blob').to.equal(false);
+      expect(out).to.include(`manifest eligible for deletion: c/gc@${untagged.manifest.digest}`);
+
+      // A fresh process (nothing cached) sees what the collection left.
+      const later = await spawnRegistry(cfg);
+      try {
+        for (let i = 0; i < orphans.length; i += 20) {
+          await Promise.all(orphans.slice(i, i + 20).map((o) => expectError(req(later.url, 'HEAD', `/v2/c/gc/blobs/${sha256(o)}`), 404, 'BLOB_UNKNOWN')));
+        }
+        await expectError(req(later.url, 'GET', `/v2/c/gc/manifests/${untagged.manifest.digest}`), 404, 'MANIFEST_UNKNOWN');
+        expect((await req(later.url, 'GET', `/v2/c/app/manifests/${art.digest}`)).status).to.equal(200);
+        const refs = (await req(later.url, 'GET', `/v2/c/app/referrers/${img.manifest.digest}`)).json() as { manifests: { digest: string }[] };
+        expect(refs.manifests.map((m) => m.digest)).to.deep.equal([art.digest]);
+        for (const b of [img.config, ...img.layers]) expect((await req(later.url, 'GET', `/v2/c/app/blobs/${b.digest}`)).body.equals(b.data)).to.equal(true);
+        if (requireTool(this, 'skopeo')) {
+          await skopeo('copy', `docker://${hostOf(later.url)}/c/img:v1`, `oci:${join(dir, 'after-gc')}:v1`);
+          await skopeo('copy', `docker://${hostOf(later.url)}/c/app:v1`, `oci:${join(dir, 'after-gc-app')}:v1`);
         }
       } finally {
         await later.stop();
