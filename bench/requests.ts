@@ -6,14 +6,17 @@
 // Blob GETs that clients make themselves, following a redirect, are counted
 // apart: they are storage requests, but not the registry's.
 // distribution 2.8.2 is measured on s3rver for the pull and the manifest GET
-// (it cannot push there: it needs ListMultipartUploads).
+// (it cannot push there: it needs ListMultipartUploads). Last, an offline
+// garbage-collect sweeps ORPHANS unreferenced blobs (and their layer links)
+// on each store: the delete requests it makes show the batching.
 // Usage: npm run bench:requests   (needs skopeo; docker-registry for the comparison)
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
-import { freePort, spawnRegistry, waitForHttp } from '../test/helpers/registry.js';
+import { REGISTRY_BIN, freePort, spawnRegistry, waitForHttp } from '../test/helpers/registry.js';
 import { S3RVER_KEY, S3RVER_SECRET, startS3rver } from '../test/helpers/s3rver.js';
 import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite } from '../test/helpers/azurite.js';
 import { startGcsEmulator } from '../test/helpers/gcs.js';
@@ -116,6 +119,33 @@ async function startDistributionOn(storage: string, dir: string): Promise<{ url:
   };
 }
 
+const ORPHANS = 1000;
+
+/** Pushes ORPHANS small blobs no manifest references, 8 at a time, each in one POST ?digest=. */
+async function pushOrphans(url: string): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < ORPHANS) {
+      const body = Buffer.from(`orphan ${next++} ${Date.now()}`);
+      const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+      const r = await fetch(`${url}/v2/bench/orphans/blobs/uploads/?digest=${digest}`, { method: 'POST', body, headers: { 'Content-Type': 'application/octet-stream' } });
+      await r.arrayBuffer();
+      if (r.status !== 201) throw new Error(`orphan push answered ${r.status}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+}
+
+/** Not spawnSync: the counting proxy runs in this process and must go on answering. */
+async function collect(cfg: string): Promise<void> {
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, [REGISTRY_BIN, 'garbage-collect', '--offline', '--grace', '0s', cfg], { encoding: 'utf8', maxBuffer: 64 << 20 },
+      (e, out, err) => (e ? reject(new Error(`garbage-collect failed: ${e.message} ${err}`)) : resolve(out)));
+  });
+  const eligible = (stdout.match(/^blob eligible for deletion/gm) ?? []).length;
+  if (eligible !== ORPHANS) throw new Error(`garbage-collect named ${eligible} blobs, not ${ORPHANS}`);
+}
+
 const fmt = (m: Map<string, number>) => {
   const total = [...m.values()].reduce((a, b) => a + b, 0);
   return { total, detail: [...m.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${v} ${k}`).join(', ') || '-' };
@@ -166,6 +196,13 @@ async function main(): Promise<void> {
         await get();
         row(`ours, ${b.name}`, 'manifest GET by tag, again', proxy.take());
         await reg.stop();
+
+        reg = await spawnRegistry(cfg);
+        await pushOrphans(reg.url);
+        await reg.stop();
+        proxy.take();
+        await collect(cfg);
+        row(`ours, ${b.name}`, `garbage-collect (offline) of ${ORPHANS.toLocaleString('en')} unreferenced blobs`, proxy.take());
 
         if (hasDistribution && be.distributionYaml) {
           const dist = await startDistributionOn(be.distributionYaml(proxy.url), dir);
