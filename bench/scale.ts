@@ -2,7 +2,8 @@
 // on the same generated store in the same run (bench/scaleGenerate.ts):
 // garbage-collect --dry-run, a real --delete-untagged collection on a copy,
 // _catalog fully paged, tags/list of a repository with 10,000 tags, DELETE
-// of a manifest there, and a cold manifest GET by tag. Wall time, and peak
+// of a manifest there (on the collected copy, or for docker-registry when its
+// collection was stopped, on the read copy), and a cold manifest GET by tag. Wall time, and peak
 // RSS for the collections (VmHWM of the process, read from /proc).
 // With --store s3 the store is a bucket on s3rver, behind a proxy that
 // counts every storage request each registry makes (as bench/requests.ts).
@@ -315,9 +316,15 @@ async function measureSize(sizeName: string): Promise<{ size: string; gen: Gener
       } finally {
         await stop(s.proc);
       }
-      // The DELETE on the collected copy (destructive), if the collection ran to its end.
-      if (!real.stopped) {
-        s = await serve(ours, gcCfg, port);
+      // The DELETE (destructive) on the collected copy, or, where
+      // docker-registry's collection was stopped, on the read copy: nothing
+      // reads that after its own reads above. Its DELETE reads every tag
+      // whether a collection ran or not; ours reads the manifest's tags once
+      // a collection has completed the digest index.
+      const delCfg = !real.stopped ? gcCfg : !ours ? readCfg : null;
+      if (delCfg) {
+        if (delCfg === readCfg) row['DELETE on'] = 'the uncollected copy';
+        s = await serve(ours, delCfg, port);
         try {
           proxy?.take();
           const t = performance.now();

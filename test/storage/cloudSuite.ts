@@ -35,6 +35,22 @@ export function cloudRegistrySuite(title: string, start: () => Promise<CloudBack
     const img = image(3, 'amd64', 150000);
     let deletedArtifact = '';
 
+    /** Pushes to c/app an untagged signature artifact whose subject is img. */
+    const pushSignature = async (content: string) => {
+      const sig = blob(Buffer.from(content), 'application/vnd.example.sig');
+      const empty = blob(Buffer.from('{}'), 'application/vnd.oci.empty.v1+json');
+      await pushBlob(r.url, 'c/app', sig.data, sig.digest);
+      await pushBlob(r.url, 'c/app', empty.data, empty.digest);
+      const art = blob(Buffer.from(JSON.stringify({
+        schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/vnd.example.sig',
+        config: { mediaType: empty.mediaType, digest: empty.digest, size: empty.size },
+        layers: [{ mediaType: sig.mediaType, digest: sig.digest, size: sig.size }],
+        subject: { mediaType: img.manifest.mediaType, digest: img.manifest.digest, size: img.manifest.size },
+      })), 'application/vnd.oci.image.manifest.v1+json');
+      const put = await pushManifest(r.url, 'c/app', art.digest, art.data, art.mediaType);
+      return { sig, empty, art, put };
+    };
+
     before(async () => {
       be = await start();
       r = await startTestRegistry('', { storageYaml: be.storageYaml(true), secret: 's' });
@@ -127,17 +143,7 @@ export function cloudRegistrySuite(title: string, start: () => Promise<CloudBack
       expect((await req(streaming.url, 'GET', '/v2/c/app/tags/list')).json()).to.deep.equal({ name: 'c/app', tags: ['v1', 'v2'] });
 
       // An artifact whose subject is the image.
-      const sig = blob(Buffer.from('{"sig":1}'), 'application/vnd.example.sig');
-      const empty = blob(Buffer.from('{}'), 'application/vnd.oci.empty.v1+json');
-      await pushBlob(r.url, 'c/app', sig.data, sig.digest);
-      await pushBlob(r.url, 'c/app', empty.data, empty.digest);
-      const art = blob(Buffer.from(JSON.stringify({
-        schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/vnd.example.sig',
-        config: { mediaType: empty.mediaType, digest: empty.digest, size: empty.size },
-        layers: [{ mediaType: sig.mediaType, digest: sig.digest, size: sig.size }],
-        subject: { mediaType: img.manifest.mediaType, digest: img.manifest.digest, size: img.manifest.size },
-      })), 'application/vnd.oci.image.manifest.v1+json');
-      const put = await pushManifest(r.url, 'c/app', art.digest, art.data, art.mediaType);
+      const { art, put } = await pushSignature('{"sig":1}');
       expect(put.headers.get('oci-subject')).to.equal(img.manifest.digest);
       const refs = (await req(streaming.url, 'GET', `/v2/c/app/referrers/${img.manifest.digest}`)).json() as { manifests: { digest: string; artifactType: string }[] };
       expect(refs.manifests.map((m) => [m.digest, m.artifactType])).to.deep.equal([[art.digest, 'application/vnd.example.sig']]);
@@ -204,17 +210,7 @@ export function cloudRegistrySuite(title: string, start: () => Promise<CloudBack
       for (const b of [untagged.config, ...untagged.layers]) await pushBlob(r.url, 'c/gc', b.data, b.digest);
       await pushManifest(r.url, 'c/gc', untagged.manifest.digest, untagged.manifest.data, untagged.manifest.mediaType);
       // A signature of the tagged image: untagged too, but its subject is kept.
-      const sig = blob(Buffer.from(`{"sig":"${randomBytes(4).toString('hex')}"}`), 'application/vnd.example.sig');
-      const empty = blob(Buffer.from('{}'), 'application/vnd.oci.empty.v1+json');
-      await pushBlob(r.url, 'c/app', sig.data, sig.digest);
-      await pushBlob(r.url, 'c/app', empty.data, empty.digest);
-      const art = blob(Buffer.from(JSON.stringify({
-        schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/vnd.example.sig',
-        config: { mediaType: empty.mediaType, digest: empty.digest, size: empty.size },
-        layers: [{ mediaType: sig.mediaType, digest: sig.digest, size: sig.size }],
-        subject: { mediaType: img.manifest.mediaType, digest: img.manifest.digest, size: img.manifest.size },
-      })), 'application/vnd.oci.image.manifest.v1+json');
-      await pushManifest(r.url, 'c/app', art.digest, art.data, art.mediaType);
+      const { sig, empty, art } = await pushSignature(`{"sig":"${randomBytes(4).toString('hex')}"}`);
 
       const cfg = join(dir, 'gc.yml');
       await writeFile(cfg, `version: 0.1\nlog:\n  level: error\nstorage:\n${be.storageYaml(false)}  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: s\n`);
