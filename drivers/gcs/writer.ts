@@ -9,6 +9,7 @@ import { type Bucket } from '@google-cloud/storage';
 import { type FileWriter, StorageDriverError } from '../driver.js';
 import { stallGuard } from '../wholeRead.js';
 import { BATCH_MAX, type BatchEndpoint, deleteBatch } from './batch.js';
+import { mapLimit } from '../../lib/concurrency.js';
 
 export const PART_MARK = '#part-';
 const OFFSET_DIGITS = 16;
@@ -66,33 +67,27 @@ export async function listParts(c: GcsContext, key: string, path: string): Promi
  *  endpoint has them (4 at a time), then one request each, 8 at a time, for
  *  whatever a batch did not delete (the SDK retries those). */
 export async function deleteObjects(c: GcsContext, names: string[]): Promise<void> {
-  let single = names;
+  let left = names;
   if (c.batch && names.length > 1) {
-    single = [];
     const chunks: string[][] = [];
     for (let i = 0; i < names.length; i += BATCH_MAX) chunks.push(names.slice(i, i + BATCH_MAX));
-    await pool(chunks, BATCH_CONCURRENCY, async (chunk) => {
-      const batch = c.batch;
-      const r = batch ? await deleteBatch(batch, chunk) : 'unsupported';
-      if (r === 'unsupported') {
-        if (c.batch) {
-          c.batch = null;
-          c.warnOnce('batch', 'gcs: the endpoint has no batch requests (/batch/storage/v1); deleting one object per request');
-        }
-        single.push(...chunk);
-        return;
-      }
-      if (r.throttled) c.throttled();
-      single.push(...r.failed);
-    });
+    left = (await mapLimit(chunks, BATCH_CONCURRENCY, (chunk) => deleteChunk(c, chunk))).flat();
   }
-  await pool(single, DELETE_CONCURRENCY, (name) => c.bucket.file(name).delete({ ignoreNotFound: true }).then(() => undefined));
+  await mapLimit(left, DELETE_CONCURRENCY, (name) => c.bucket.file(name).delete({ ignoreNotFound: true }));
 }
 
-async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => { while (next < items.length) await fn(items[next++]!); };
-  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+/** One batch; returns what it left to delete one by one (all of it where
+ *  the endpoint has no batches, which is then not asked again). */
+async function deleteChunk(c: GcsContext, chunk: string[]): Promise<string[]> {
+  if (!c.batch) return chunk;
+  const r = await deleteBatch(c.batch, chunk);
+  if (r === 'unsupported') {
+    c.batch = null;
+    c.warnOnce('batch', 'gcs: the endpoint has no batch requests (/batch/storage/v1); deleting one object per request');
+    return chunk;
+  }
+  if (r.throttled) c.throttled();
+  return r.failed;
 }
 
 export class GcsWriter implements FileWriter {
